@@ -41,21 +41,21 @@ std::string FormatOperands(const A& a, const B& b) {
 
 }  // namespace spate::base::internal
 
-#define CHECK(condition)                                                 \
-  ABSL_PREDICT_TRUE(condition)                                           \
-  ? (void)0                                                              \
-  : ::spate::base::internal::Voidify() &                                 \
-          ::spate::base::internal::CheckFailure(__FILE__, __LINE__,      \
-                                                #condition)              \
+#define CHECK(condition)                                            \
+  ABSL_PREDICT_TRUE(condition)                                      \
+  ? (void)0                                                         \
+  : ::spate::base::internal::Voidify() &                            \
+          ::spate::base::internal::CheckFailure(__FILE__, __LINE__, \
+                                                #condition)         \
               .stream()
 
-#define SPATE_CHECK_OP(op, a, b)                                         \
-  ABSL_PREDICT_TRUE((a)op(b))                                            \
-  ? (void)0                                                              \
-  : ::spate::base::internal::Voidify() &                                 \
-          ::spate::base::internal::CheckFailure(__FILE__, __LINE__,      \
-                                                #a " " #op " " #b)       \
-                  .stream()                                              \
+#define SPATE_CHECK_OP(op, a, b)                                    \
+  ABSL_PREDICT_TRUE((a)op(b))                                       \
+  ? (void)0                                                         \
+  : ::spate::base::internal::Voidify() &                            \
+          ::spate::base::internal::CheckFailure(__FILE__, __LINE__, \
+                                                #a " " #op " " #b)  \
+                  .stream()                                         \
               << ::spate::base::internal::FormatOperands((a), (b))
 
 #define CHECK_EQ(a, b) SPATE_CHECK_OP(==, a, b)

@@ -49,12 +49,12 @@ struct LogVoidify {
 #define SPATE_LOG_LEVEL_ERROR ::spate::base::LogLevel::kError
 
 // LOG(INFO) << "text" << " key=" << value;
-#define LOG(severity)                                              \
-  !::spate::base::LogEnabled(SPATE_LOG_LEVEL_##severity)           \
-      ? (void)0                                                    \
-      : ::spate::base::internal::LogVoidify() &                    \
-            ::spate::base::internal::LogLine(                      \
-                SPATE_LOG_LEVEL_##severity, __FILE__, __LINE__)    \
+#define LOG(severity)                                                    \
+  !::spate::base::LogEnabled(SPATE_LOG_LEVEL_##severity)                 \
+      ? (void)0                                                          \
+      : ::spate::base::internal::LogVoidify() &                          \
+            ::spate::base::internal::LogLine(SPATE_LOG_LEVEL_##severity, \
+                                             __FILE__, __LINE__)         \
                 .stream()
 
 #endif  // SPATE_BASE_LOG_H_
