@@ -4,6 +4,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +59,11 @@ struct KvFactory {
   std::string name;
   std::function<std::unique_ptr<Kv>()> make;
 };
+
+// Names the parameter in gtest's output.
+void PrintTo(const KvFactory& factory, std::ostream* os) {
+  *os << factory.name;
+}
 
 class KvContractTest : public ::testing::TestWithParam<KvFactory> {
  protected:
