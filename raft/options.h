@@ -1,0 +1,69 @@
+// ReplicaOptions: every knob of one raft replica, validated once by
+// Replica::Create. Values are in raft ticks (the host decides how long a tick
+// is), entries or bytes; names carry the unit.
+// Threading: a plain value type.
+#ifndef SPATE_RAFT_OPTIONS_H_
+#define SPATE_RAFT_OPTIONS_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "raft/types.h"
+
+namespace spate::raft {
+
+struct ReplicaOptions {
+  // This replica's node id (>= 1) and the group it belongs to. Every outgoing
+  // message carries both; incoming messages for another group or node are
+  // refused.
+  NodeId id = kNoNode;
+  GroupId group = 0;
+
+  // A follower that hears nothing from a leader for a randomized timeout in
+  // [election_ticks, 2 * election_ticks) starts an election (Raft §5.2). The
+  // leader sends heartbeats every heartbeat_ticks and, with check_quorum,
+  // steps down after election_ticks without hearing from a quorum.
+  int election_ticks = 10;
+  int heartbeat_ticks = 1;
+
+  // Flow control per follower in the replicate state (etcd's
+  // MaxInflightMsgs/MaxInflightBytes): at most this many AppendEntries, and
+  // this many entry bytes, unacknowledged at once.
+  size_t inflight_msgs_max = 256;
+  uint64_t inflight_bytes_max = 64 << 20;
+  // Entry data bytes per AppendEntries (at least one entry is always sent).
+  uint64_t append_bytes_max = 1 << 20;
+  // Entry data bytes of committed entries handed out in one Ready (at least
+  // one entry).
+  uint64_t committed_bytes_max = 16 << 20;
+  // Entry data bytes a leader accepts into its log before they commit;
+  // beyond it Propose returns ResourceExhausted (back-pressure on clients).
+  uint64_t uncommitted_bytes_max = 64 << 20;
+
+  // Pre-Vote (thesis §9.6): a candidate first asks whether it could win, so
+  // a partitioned node that rejoins does not bump the term and depose a
+  // healthy leader.
+  bool pre_vote = true;
+  // CheckQuorum (thesis §6.2): a leader that has not heard from a quorum
+  // within election_ticks steps down; followers that hear from a leader
+  // ignore vote requests for election_ticks (leader stickiness).
+  bool check_quorum = true;
+
+  // Seeds the election jitter (base::Prng). The generator is seeded from
+  // (seed, group, id), so replicas configured with the same seed still draw
+  // different timeouts. Runs are replayable from the seed.
+  uint64_t seed = 0;
+
+  // The host's applied index at restart: committed entries up to it are not
+  // handed out again. 0 on a fresh start (or to re-apply everything after
+  // the snapshot).
+  Index applied = 0;
+
+  // OK, or InvalidArgument naming the first bad field.
+  absl::Status Validate() const;
+};
+
+}  // namespace spate::raft
+
+#endif  // SPATE_RAFT_OPTIONS_H_
