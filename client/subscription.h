@@ -1,0 +1,55 @@
+// Subscription: the handle Connection::Subscribe returns for one
+// subscription. Its messages reach the MessageHandler on the
+// subscription's own dispatch thread (see subscription_stream.h for the
+// threads). All methods are thread-safe; Unsubscribe and Close are
+// idempotent and may be called from the handler itself.
+#ifndef SPATE_CLIENT_SUBSCRIPTION_H_
+#define SPATE_CLIENT_SUBSCRIPTION_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "client/subscription_stream.h"
+
+namespace spate::client {
+
+class Subscription {
+ public:
+  // Made by Connection::Subscribe.
+  explicit Subscription(std::shared_ptr<SubscriptionStream> stream)
+      : stream_(std::move(stream)) {}
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  // Close()s a subscription that is still open (bounded by
+  // connect_timeout); must not run in the subscription's own handler.
+  ~Subscription();
+
+  // Removes the subscription on the server (a durable's position and
+  // pending set are deleted), then ends the stream. Unacked messages
+  // queued locally are not handed to the handler any more.
+  absl::Status Unsubscribe();
+
+  // Detaches: like Unsubscribe, but a durable subscription keeps its
+  // position and pending set, and resubscribing with the same durable
+  // name resumes after the last acked message.
+  absl::Status Close();
+
+  // Manual ack of `sequence` (SubscribeOptions::manual_acks only); the
+  // same as Message::Ack.
+  absl::Status Ack(uint64_t sequence) { return stream_->Ack(sequence); }
+
+  const std::string& subject() const { return stream_->subject(); }
+  // The server's subscription id.
+  const std::string& id() const { return stream_->id(); }
+  // The first sequence the server will deliver (resolved start position).
+  uint64_t start_sequence() const { return stream_->start_sequence(); }
+
+ private:
+  std::shared_ptr<SubscriptionStream> stream_;
+};
+
+}  // namespace spate::client
+
+#endif  // SPATE_CLIENT_SUBSCRIPTION_H_

@@ -1,0 +1,402 @@
+// Subscriptions against the fake server: the request, errors on the first
+// frame, delivery order, auto and manual ack frames, close vs unsubscribe,
+// loss and shutdown.
+#include "client/subscription.h"
+
+#include <atomic>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "client/connection.h"
+#include "client/testing/fake_streaming.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace spate::client {
+namespace {
+
+using ::spate::client::testing::CountClientThreads;
+using ::spate::client::testing::Eventually;
+using ::spate::client::testing::FakeServer;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+std::vector<MsgProto> Msgs(uint64_t first, uint64_t last) {
+  std::vector<MsgProto> msgs;
+  for (uint64_t seq = first; seq <= last; ++seq) {
+    MsgProto msg;
+    msg.set_sequence(seq);
+    msg.set_subject("orders");
+    msg.set_data("m" + std::to_string(seq));
+    msgs.push_back(std::move(msg));
+  }
+  return msgs;
+}
+
+std::vector<uint64_t> Flatten(
+    const std::vector<std::vector<uint64_t>>& frames) {
+  std::vector<uint64_t> all;
+  for (const auto& frame : frames)
+    all.insert(all.end(), frame.begin(), frame.end());
+  return all;
+}
+
+// Records what a MessageHandler saw.
+class Inbox {
+ public:
+  MessageHandler Handler() {
+    return [this](const Message& message) {
+      absl::MutexLock lock(&mu_);
+      sequences_.push_back(message.sequence());
+      data_.push_back(message.data());
+      threads_.insert(std::this_thread::get_id());
+    };
+  }
+  size_t size() const {
+    absl::MutexLock lock(&mu_);
+    return sequences_.size();
+  }
+  std::vector<uint64_t> sequences() const {
+    absl::MutexLock lock(&mu_);
+    return sequences_;
+  }
+  std::vector<std::string> data() const {
+    absl::MutexLock lock(&mu_);
+    return data_;
+  }
+  std::set<std::thread::id> threads() const {
+    absl::MutexLock lock(&mu_);
+    return threads_;
+  }
+
+ private:
+  mutable absl::Mutex mu_;
+  std::vector<uint64_t> sequences_;
+  std::vector<std::string> data_;
+  std::set<std::thread::id> threads_;
+};
+
+class SubscriptionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ClientOptions options;
+    options.servers = {server_.address()};
+    options.client_id = "sub-test";
+    options.connect_timeout = absl::Seconds(5);
+    auto connection = Connection::Connect(options);
+    ASSERT_TRUE(connection.ok()) << connection.status();
+    connection_ = std::move(*connection);
+  }
+
+  FakeServer server_;
+  std::unique_ptr<Connection> connection_;
+};
+
+TEST_F(SubscriptionTest, SendsTheRequestAndReturnsTheResponse) {
+  SubscribeOptions options;
+  options.durable_name = "dur";
+  options.q_group = "workers";
+  options.max_in_flight = 7;
+  options.ack_wait = absl::Seconds(3);
+  options.start = StartPosition::AtSequence(42);
+  auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  EXPECT_EQ((*sub)->id(), "sub-0");
+  EXPECT_EQ((*sub)->start_sequence(), 1u);
+  EXPECT_EQ((*sub)->subject(), "orders");
+
+  const auto requests = server_.service().subscribe_requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const SubscriptionRequest& request = requests[0];
+  EXPECT_EQ(request.client_id(), "sub-test");
+  EXPECT_EQ(request.conn_id(),
+            server_.service().connect_requests()[0].conn_id());
+  EXPECT_EQ(request.subject(), "orders");
+  EXPECT_EQ(request.durable_name(), "dur");
+  EXPECT_EQ(request.q_group(), "workers");
+  EXPECT_EQ(request.max_in_flight(), 7);
+  EXPECT_EQ(request.ack_wait_in_secs(), 3);
+  EXPECT_EQ(request.start_position(), ::spate::SEQUENCE_START);
+  EXPECT_EQ(request.start_sequence(), 42u);
+}
+
+TEST_F(SubscriptionTest, StartPositionsMapToTheProtocol) {
+  const std::vector<std::pair<StartPosition, ::spate::StartPosition>> cases = {
+      {StartPosition::NewOnly(), ::spate::NEW_ONLY},
+      {StartPosition::LastReceived(), ::spate::LAST_RECEIVED},
+      {StartPosition::First(), ::spate::FIRST},
+      {StartPosition::AtTimeDelta(absl::Seconds(10)),
+       ::spate::TIME_DELTA_START},
+  };
+  std::vector<std::unique_ptr<Subscription>> subs;
+  for (const auto& [start, expected] : cases) {
+    SubscribeOptions options;
+    options.start = start;
+    auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    subs.push_back(std::move(*sub));
+  }
+  const auto requests = server_.service().subscribe_requests();
+  ASSERT_EQ(requests.size(), cases.size());
+  for (size_t i = 0; i < cases.size(); ++i) {
+    EXPECT_EQ(requests[i].start_position(), cases[i].second) << i;
+  }
+  EXPECT_EQ(requests[3].start_time_delta_ns(), 10'000'000'000);
+}
+
+TEST_F(SubscriptionTest, ServerRefusalIsReturnedAsItsStatus) {
+  server_.service().set_subscribe_status(grpc::Status(
+      grpc::StatusCode::ALREADY_EXISTS, "durable dur is already in use"));
+  auto sub = connection_->Subscribe("orders", {}, [](const Message&) {});
+  ASSERT_FALSE(sub.ok());
+  EXPECT_EQ(sub.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(sub.status().message(), "durable dur is already in use");
+  // No thread is left behind by the failed attempt (only the ping thread).
+  EXPECT_EQ(CountClientThreads(), 1);
+}
+
+TEST_F(SubscriptionTest, RejectsBadOptionsLocally) {
+  SubscribeOptions options;
+  options.max_in_flight = 0;
+  EXPECT_EQ(connection_->Subscribe("orders", options, [](const Message&) {})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  options = {};
+  options.ack_wait = absl::Milliseconds(500);
+  EXPECT_EQ(connection_->Subscribe("orders", options, [](const Message&) {})
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(server_.service().subscribe_requests().empty());
+}
+
+TEST_F(SubscriptionTest, HandlerSeesMessagesInOrderOnOneThread) {
+  Inbox inbox;
+  auto sub = connection_->Subscribe("orders", {}, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 10));
+  server_.service().Deliver(0, Msgs(11, 11));
+  server_.service().Deliver(0, Msgs(12, 50));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 50; }));
+  std::vector<uint64_t> expected(50);
+  for (int i = 0; i < 50; ++i) expected[i] = i + 1;
+  EXPECT_EQ(inbox.sequences(), expected);
+  EXPECT_EQ(inbox.data()[49], "m50");
+  ASSERT_EQ(inbox.threads().size(), 1u);
+  EXPECT_NE(*inbox.threads().begin(), std::this_thread::get_id());
+}
+
+TEST_F(SubscriptionTest, MessageCarriesEveryField) {
+  absl::Notification got;
+  MsgProto seen;
+  auto sub = connection_->Subscribe("orders", {}, [&](const Message& message) {
+    seen = message.proto();
+    EXPECT_EQ(message.timestamp(), absl::FromUnixNanos(123456789));
+    EXPECT_TRUE(message.redelivered());
+    EXPECT_EQ(message.redelivery_count(), 2u);
+    EXPECT_EQ(message.headers().at("trace"), "abc");
+    got.Notify();
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  MsgProto msg = Msgs(9, 9)[0];
+  msg.set_timestamp(123456789);
+  msg.set_redelivered(true);
+  msg.set_redelivery_count(2);
+  (*msg.mutable_headers())["trace"] = "abc";
+  server_.service().Deliver(0, {msg});
+  ASSERT_TRUE(got.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(seen.sequence(), 9u);
+  EXPECT_EQ(seen.data(), "m9");
+}
+
+TEST_F(SubscriptionTest, AutoAckGoesOutAfterTheHandlerReturns) {
+  absl::Notification in_third;
+  absl::Notification release_third;
+  auto sub = connection_->Subscribe("orders", {}, [&](const Message& message) {
+    if (message.sequence() == 3) {
+      in_third.Notify();
+      release_third.WaitForNotification();
+    }
+    // Manual acks are refused in auto-ack mode.
+    EXPECT_EQ(message.Ack().code(), absl::StatusCode::kFailedPrecondition);
+  });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 5));
+  ASSERT_TRUE(in_third.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(0)).size() == 2; }));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_THAT(Flatten(server_.service().ack_frames(0)), ElementsAre(1, 2));
+  release_third.Notify();
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(0)).size() == 5; }));
+  EXPECT_THAT(Flatten(server_.service().ack_frames(0)),
+              ElementsAre(1, 2, 3, 4, 5));
+}
+
+TEST_F(SubscriptionTest, AutoAcksAreBatchedIntoFrames) {
+  Inbox inbox;
+  auto sub = connection_->Subscribe("orders", {}, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 2000));
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(0)).size() == 2000; }));
+  const auto frames = server_.service().ack_frames(0);
+  // A frame per message would be 2000; whatever waits goes in one frame.
+  EXPECT_LT(frames.size(), 2000u);
+  std::vector<uint64_t> expected(2000);
+  for (int i = 0; i < 2000; ++i) expected[i] = i + 1;
+  EXPECT_EQ(Flatten(frames), expected);
+}
+
+TEST_F(SubscriptionTest, ManualAcksSendOnlyWhatWasAcked) {
+  SubscribeOptions options;
+  options.manual_acks = true;
+  Inbox inbox;
+  MessageHandler record = inbox.Handler();
+  auto sub =
+      connection_->Subscribe("orders", options, [&](const Message& message) {
+        record(message);
+        if (message.sequence() % 2 == 0) {
+          EXPECT_TRUE(message.Ack().ok());
+        }
+      });
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 5));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 5; }));
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(0)).size() == 2; }));
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_THAT(Flatten(server_.service().ack_frames(0)), ElementsAre(2, 4));
+  // From another thread, through the handle.
+  EXPECT_TRUE((*sub)->Ack(5).ok());
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(0)).size() == 3; }));
+  EXPECT_THAT(Flatten(server_.service().ack_frames(0)), ElementsAre(2, 4, 5));
+}
+
+TEST_F(SubscriptionTest, CloseKeepsTheDurableUnsubscribeRemovesIt) {
+  SubscribeOptions options;
+  options.durable_name = "dur";
+  auto closed =
+      connection_->Subscribe("orders", options, [](const Message&) {});
+  auto removed =
+      connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE((*closed)->Close().ok());
+  EXPECT_TRUE((*removed)->Unsubscribe().ok());
+  // Idempotent: no second request.
+  EXPECT_TRUE((*closed)->Close().ok());
+  EXPECT_TRUE((*removed)->Unsubscribe().ok());
+
+  const auto unsubscribes = server_.service().unsubscribes();
+  ASSERT_EQ(unsubscribes.size(), 2u);
+  EXPECT_TRUE(unsubscribes[0].close_only());
+  EXPECT_EQ(unsubscribes[0].subscription_id(), "sub-0");
+  EXPECT_FALSE(unsubscribes[1].close_only());
+  EXPECT_EQ(unsubscribes[1].subscription_id(), "sub-1");
+  for (const UnsubscribeRequest& request : unsubscribes) {
+    EXPECT_EQ(request.client_id(), "sub-test");
+    EXPECT_EQ(request.subject(), "orders");
+    EXPECT_EQ(request.durable_name(), "dur");
+    EXPECT_EQ(request.conn_id(),
+              server_.service().connect_requests()[0].conn_id());
+  }
+  // Both streams were then ended by a half-close, not a cancel.
+  EXPECT_TRUE(
+      Eventually([&] { return server_.service().open_streams() == 0; }));
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(1));
+  // Acks after the end are refused.
+  EXPECT_EQ((*closed)->Ack(1).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SubscriptionTest, QueuedAcksAreSentBeforeTheStreamEnds) {
+  SubscribeOptions options;
+  options.manual_acks = true;
+  auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  for (uint64_t seq = 1; seq <= 100; ++seq) ASSERT_TRUE((*sub)->Ack(seq).ok());
+  ASSERT_TRUE((*sub)->Close().ok());
+  EXPECT_EQ(Flatten(server_.service().ack_frames(0)).size(), 100u);
+}
+
+TEST_F(SubscriptionTest, HandlerMayCloseItsOwnSubscription) {
+  std::unique_ptr<Subscription> sub;
+  absl::Mutex mu;
+  absl::Notification closed;
+  auto opened =
+      connection_->Subscribe("orders", {}, [&](const Message& message) {
+        if (message.sequence() != 2) return;
+        absl::MutexLock lock(&mu);
+        EXPECT_TRUE(sub->Close().ok());
+        closed.Notify();
+      });
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  {
+    absl::MutexLock lock(&mu);
+    sub = std::move(*opened);
+  }
+  server_.service().Deliver(0, Msgs(1, 3));
+  ASSERT_TRUE(closed.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(server_.service().unsubscribes().size(), 1u);
+  absl::MutexLock lock(&mu);
+  sub.reset();  // Joins the handler's thread, which has returned.
+}
+
+TEST_F(SubscriptionTest, LostStreamRunsTheLostHandlerOnce) {
+  std::atomic<int> calls{0};
+  absl::Notification lost;
+  SubscribeOptions options;
+  options.lost_handler = [&](const absl::Status& status) {
+    EXPECT_FALSE(status.ok());
+    if (calls.fetch_add(1) == 0) lost.Notify();
+  };
+  auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().CancelSubscribeStreams();
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ((*sub)->Ack(1).code(), absl::StatusCode::kFailedPrecondition);
+  // Closing still tells the server (a durable would be detached) and joins.
+  EXPECT_TRUE((*sub)->Close().ok());
+  EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_F(SubscriptionTest, DestroyingTheHandleClosesTheSubscription) {
+  {
+    auto sub = connection_->Subscribe("orders", {}, [](const Message&) {});
+    ASSERT_TRUE(sub.ok()) << sub.status();
+    EXPECT_EQ(CountClientThreads(), 4);  // ping + 3 subscription threads
+  }
+  EXPECT_EQ(CountClientThreads(), 1);
+  const auto unsubscribes = server_.service().unsubscribes();
+  ASSERT_EQ(unsubscribes.size(), 1u);
+  EXPECT_TRUE(unsubscribes[0].close_only());
+}
+
+TEST_F(SubscriptionTest, ConnectionCloseDetachesWithoutUnsubscribing) {
+  Inbox inbox;
+  auto sub = connection_->Subscribe("orders", {}, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 3));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 3; }));
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(0)).size() == 3; }));
+  EXPECT_TRUE(connection_->Close().ok());
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
+  EXPECT_EQ(server_.service().closes().size(), 1u);
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
+  EXPECT_EQ(CountClientThreads(), 0);
+  EXPECT_TRUE((*sub)->Close().ok());  // Already ended: nothing to do.
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
+}
+
+}  // namespace
+}  // namespace spate::client
