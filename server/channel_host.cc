@@ -1,0 +1,466 @@
+#include "server/channel_host.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "server/validation.h"
+
+namespace spate::server {
+namespace {
+
+PubAck ErrorAck(const std::string& guid, const absl::Status& status) {
+  PubAck ack;
+  ack.set_guid(guid);
+  ack.set_error(std::string(status.message()));
+  ack.set_error_code(static_cast<int>(status.code()));
+  return ack;
+}
+
+}  // namespace
+
+ChannelHost::ChannelHost(std::unique_ptr<ChannelFsm> fsm,
+                         std::unique_ptr<RaftGroup> group,
+                         const ChannelHostOptions& options, const Clock* clock)
+    : fsm_(std::move(fsm)),
+      group_(std::move(group)),
+      options_(options),
+      clock_(clock),
+      last_activity_ns_(clock->NowNs()) {
+  CHECK(options_.config != nullptr);
+}
+
+ChannelHost::~ChannelHost() {
+  Shutdown(absl::UnavailableError("channel is shutting down"));
+}
+
+void ChannelHost::Shutdown(const absl::Status& status) {
+  for (PublishDone& done : pending_.dones) done(ErrorAck("", status));
+  pending_ = PendingPublish();
+  StopLeading(status);
+  group_->FailAll(status);
+}
+
+// ---- Publish ----
+
+void ChannelHost::Publish(const PubMsg& msg, PublishDone done) {
+  last_activity_ns_ = clock_->NowNs();
+  if (!group_->serving()) {
+    group_->WhenServing(
+        clock_->NowNs() + options_.serving_wait_ns,
+        [this, msg, done = std::move(done)](absl::Status status) mutable {
+          if (!status.ok()) {
+            done(ErrorAck(msg.guid(), status));
+            return;
+          }
+          Publish(msg, std::move(done));
+        });
+    return;
+  }
+  PublishEntry* entry = pending_.batch.add_entries();
+  entry->set_client_id(msg.client_id());
+  entry->set_guid(msg.guid());
+  entry->set_reply(msg.reply());
+  entry->set_data(msg.data());
+  *entry->mutable_headers() = msg.headers();
+  entry->set_timestamp_ns(clock_->NowNs());
+  pending_.dones.push_back(std::move(done));
+  pending_.bytes += MessageBytes(msg.data(), msg.headers());
+  if (pending_.batch.entries_size() >=
+          static_cast<int>(options_.publish_batch_entries_max) ||
+      pending_.bytes >= options_.publish_batch_bytes_max) {
+    ProposePublishes();
+  }
+}
+
+void ChannelHost::ProposePublishes() {
+  if (pending_.dones.empty()) return;
+  PendingPublish pending = std::move(pending_);
+  pending_ = PendingPublish();
+  ChannelCommand command;
+  *command.mutable_publish() = std::move(pending.batch);
+  std::vector<std::string> guids;
+  guids.reserve(pending.dones.size());
+  for (const PublishEntry& entry : command.publish().entries()) {
+    guids.push_back(entry.guid());
+  }
+  group_->Propose(command.SerializeAsString(),
+                  [guids = std::move(guids), dones = std::move(pending.dones)](
+                      const ApplyOutcome& outcome) mutable {
+                    for (size_t i = 0; i < dones.size(); ++i) {
+                      if (!outcome.status.ok()) {
+                        dones[i](ErrorAck(guids[i], outcome.status));
+                        continue;
+                      }
+                      const ChannelApplyResult& result = *outcome.channel;
+                      if (!result.status.ok()) {
+                        dones[i](ErrorAck(guids[i], result.status));
+                        continue;
+                      }
+                      PubAck ack;
+                      ack.set_guid(guids[i]);
+                      ack.set_sequence(result.sequences[i]);
+                      dones[i](ack);
+                    }
+                  });
+}
+
+// ---- Subscribe ----
+
+std::string ChannelHost::NewMemberId() {
+  return absl::StrFormat("%s.%d.%d", options_.member_id_prefix,
+                         fsm_->channel_id(), ++member_counter_);
+}
+
+void ChannelHost::Subscribe(const SubscriptionRequest& request,
+                            std::shared_ptr<SubscriberStream> stream) {
+  last_activity_ns_ = clock_->NowNs();
+  if (!group_->serving()) {
+    group_->WhenServing(clock_->NowNs() + options_.serving_wait_ns,
+                        [this, request, stream](absl::Status status) mutable {
+                          if (!status.ok()) {
+                            stream->End(status);
+                            return;
+                          }
+                          Subscribe(request, std::move(stream));
+                        });
+    return;
+  }
+  DoSubscribe(request, std::move(stream));
+}
+
+void ChannelHost::DoSubscribe(const SubscriptionRequest& request,
+                              std::shared_ptr<SubscriberStream> stream) {
+  CHECK(delivery_ != nullptr);
+  absl::StatusOr<uint64_t> start =
+      fsm_->ResolveStartSequence(request, clock_->NowNs());
+  if (!start.ok()) {
+    stream->End(start.status());
+    return;
+  }
+  SubscriptionCreate create;
+  create.set_client_id(request.client_id());
+  create.set_conn_id(request.conn_id());
+  create.set_durable_name(request.durable_name());
+  create.set_q_group(request.q_group());
+  create.set_max_in_flight(request.max_in_flight());
+  create.set_ack_wait_ms(int64_t{request.ack_wait_in_secs()} * 1000);
+  create.set_start_sequence(*start);
+  create.set_member_id(NewMemberId());
+  if (absl::Status status = fsm_->CheckSubscriptionCreate(create);
+      !status.ok()) {
+    stream->End(status);
+    return;
+  }
+  const Subscription* existing = fsm_->FindExisting(create);
+  const uint64_t next =
+      existing != nullptr ? existing->record.last_sent() + 1 : *start;
+  create.set_sent_lease(delivery_->InitialLease(next, request.max_in_flight()));
+  ProposeProgress();  // keep acks ahead of a resume in the log
+  ChannelCommand command;
+  *command.mutable_subscribe() = create;
+  const std::string member_id = create.member_id();
+  group_->Propose(
+      command.SerializeAsString(),
+      [this, member_id, stream](const ApplyOutcome& outcome) {
+        absl::Status status = outcome.status;
+        if (status.ok()) status = outcome.channel->status;
+        if (!status.ok()) {
+          stream->End(status);
+          return;
+        }
+        if (delivery_ == nullptr) {  // lost leadership meanwhile
+          stream->End(absl::UnavailableError("leadership changed; retry"));
+          return;
+        }
+        const ChannelApplyResult& result = *outcome.channel;
+        delivery_->Attach(result.sub_id, member_id, result.previous_last_sent,
+                          stream);
+        streams_[member_id] = stream;
+        SubscriptionResponse response;
+        response.set_subscription_id(member_id);
+        const Subscription* sub = fsm_->FindSubscription(result.sub_id);
+        response.set_start_sequence(fsm_->EffectiveAckFloor(*sub) + 1);
+        if (!stream->Started(fsm_->channel_id(), response)) {
+          StreamEnded(member_id);
+        }
+      });
+}
+
+void ChannelHost::Acks(const std::string& member_id,
+                       absl::Span<const uint64_t> seqs) {
+  if (delivery_ == nullptr) return;
+  for (uint64_t seq : seqs) delivery_->Ack(member_id, seq);
+}
+
+uint64_t ChannelHost::DetachMember(uint64_t sub_id,
+                                   const std::string& member_id,
+                                   const absl::Status& stream_status) {
+  uint64_t last_sent;
+  if (delivery_ != nullptr && delivery_->HasMember(member_id)) {
+    last_sent = delivery_->Detach(member_id);
+  } else {
+    // Attached by an earlier leader or run: bounded by the lease.
+    const Subscription* sub = fsm_->FindSubscription(sub_id);
+    last_sent = sub == nullptr
+                    ? 0
+                    : std::min(sub->record.last_sent(), fsm_->last_sequence());
+  }
+  auto it = streams_.find(member_id);
+  if (it != streams_.end()) {
+    it->second->End(stream_status);
+    streams_.erase(it);
+  }
+  return last_sent;
+}
+
+void ChannelHost::ProposeClose(uint64_t sub_id, const std::string& member_id,
+                               uint64_t last_sent, StatusDone done) {
+  ProposeProgress();  // acks first, so they are never lost by the close
+  ChannelCommand command;
+  SubscriptionClose* close = command.mutable_close_subscription();
+  close->set_sub_id(sub_id);
+  close->set_member_id(member_id);
+  close->set_last_sent(last_sent);
+  group_->Propose(
+      command.SerializeAsString(),
+      [done = std::move(done)](const ApplyOutcome& outcome) mutable {
+        absl::Status status = outcome.status;
+        if (status.ok()) status = outcome.channel->status;
+        if (done) done(status);
+      });
+}
+
+void ChannelHost::StreamEnded(const std::string& member_id) {
+  if (delivery_ == nullptr || !delivery_->HasMember(member_id)) return;
+  const Subscription* sub = fsm_->FindByMember(member_id);
+  if (sub == nullptr) return;
+  const uint64_t sub_id = sub->record.sub_id();
+  const uint64_t last_sent =
+      DetachMember(sub_id, member_id, absl::CancelledError("stream ended"));
+  ProposeClose(sub_id, member_id, last_sent, nullptr);
+}
+
+void ChannelHost::Unsubscribe(const UnsubscribeRequest& request,
+                              StatusDone done) {
+  if (!group_->serving()) {
+    group_->WhenServing(
+        clock_->NowNs() + options_.serving_wait_ns,
+        [this, request, done = std::move(done)](absl::Status status) mutable {
+          if (!status.ok()) {
+            done(status);
+            return;
+          }
+          Unsubscribe(request, std::move(done));
+        });
+    return;
+  }
+  DoUnsubscribe(request, std::move(done));
+}
+
+void ChannelHost::DoUnsubscribe(const UnsubscribeRequest& request,
+                                StatusDone done) {
+  const Subscription* sub = fsm_->FindByMember(request.subscription_id());
+  const MemberRecord* member =
+      sub == nullptr ? nullptr : sub->FindMember(request.subscription_id());
+  if (member == nullptr || member->client_id() != request.client_id()) {
+    done(absl::NotFoundError(absl::StrCat(
+        "client '", request.client_id(), "' has no subscription '",
+        request.subscription_id(), "' on channel '", fsm_->name(), "'")));
+    return;
+  }
+  if (!request.durable_name().empty() &&
+      request.durable_name() != sub->record.durable_name()) {
+    done(absl::InvalidArgumentError(
+        absl::StrCat("durable_name: subscription '", request.subscription_id(),
+                     "' is not durable '", request.durable_name(), "'")));
+    return;
+  }
+  const uint64_t sub_id = sub->record.sub_id();
+  const std::string member_id = request.subscription_id();
+  const uint64_t last_sent = DetachMember(sub_id, member_id, absl::OkStatus());
+  if (request.close_only()) {
+    ProposeClose(sub_id, member_id, last_sent, std::move(done));
+    return;
+  }
+  ProposeProgress();
+  ChannelCommand command;
+  SubscriptionDelete* del = command.mutable_delete_subscription();
+  del->set_sub_id(sub_id);
+  del->set_member_id(member_id);
+  group_->Propose(
+      command.SerializeAsString(),
+      [done = std::move(done)](const ApplyOutcome& outcome) mutable {
+        absl::Status status = outcome.status;
+        if (status.ok()) status = outcome.channel->status;
+        done(status);
+      });
+}
+
+void ChannelHost::CloseClientMembers(const std::string& client_id,
+                                     const std::string& conn_id,
+                                     const absl::Status& stream_status,
+                                     StatusDone done) {
+  if (!group_->serving()) {
+    group_->WhenServing(clock_->NowNs() + options_.serving_wait_ns,
+                        [this, client_id, conn_id, stream_status,
+                         done = std::move(done)](absl::Status status) mutable {
+                          if (!status.ok()) {
+                            done(status);
+                            return;
+                          }
+                          CloseClientMembers(client_id, conn_id, stream_status,
+                                             std::move(done));
+                        });
+    return;
+  }
+  std::vector<std::pair<uint64_t, std::string>> members;
+  for (auto& [sub_id, member_id] : fsm_->MembersOfClient(client_id)) {
+    const MemberRecord* member =
+        fsm_->FindSubscription(sub_id)->FindMember(member_id);
+    if (conn_id.empty() || member->conn_id() == conn_id) {
+      members.emplace_back(sub_id, member_id);
+    }
+  }
+  if (members.empty()) {
+    done(absl::OkStatus());
+    return;
+  }
+  // `done` runs after the last close applies; the first error wins.
+  struct Barrier {
+    size_t remaining;
+    absl::Status status;
+    StatusDone done;
+  };
+  auto barrier = std::make_shared<Barrier>(
+      Barrier{members.size(), absl::OkStatus(), std::move(done)});
+  for (const auto& [sub_id, member_id] : members) {
+    const uint64_t last_sent = DetachMember(sub_id, member_id, stream_status);
+    ProposeClose(sub_id, member_id, last_sent, [barrier](absl::Status status) {
+      if (barrier->status.ok()) barrier->status = status;
+      if (--barrier->remaining == 0) {
+        barrier->done(barrier->status);
+      }
+    });
+  }
+}
+
+// ---- Loop ----
+
+void ChannelHost::ProposeProgress() {
+  if (delivery_ == nullptr) return;
+  ChannelCommand command;
+  if (!delivery_->TakeProgress(command.mutable_progress())) return;
+  group_->Propose(command.SerializeAsString(),
+                  [this](const ApplyOutcome& outcome) {
+                    if (!outcome.status.ok() && delivery_ != nullptr) {
+                      delivery_->ProgressDropped();
+                    }
+                  });
+}
+
+void ChannelHost::FlushProposals() {
+  ProposePublishes();
+  ProposeProgress();
+}
+
+ChannelApplyResult ChannelHost::Apply(const raft::Entry& entry,
+                                      storage::WriteBatch* batch) {
+  if (entry.data().empty()) {
+    fsm_->ApplyEmpty(entry.index(), batch);
+    return ChannelApplyResult{};
+  }
+  ChannelCommand command;
+  if (!command.ParseFromString(entry.data())) {
+    // Every replica sees the same bytes, so every replica skips it alike.
+    LOG(ERROR) << "unparsable channel command skipped channel=" << fsm_->name()
+               << " index=" << entry.index();
+    fsm_->ApplyEmpty(entry.index(), batch);
+    ChannelApplyResult result;
+    result.status = absl::DataLossError("unparsable channel command");
+    return result;
+  }
+  ChannelApplyResult result = fsm_->Apply(entry.index(), command, batch);
+  if (delivery_ != nullptr) delivery_->MarkDirty();
+  return result;
+}
+
+void ChannelHost::AfterApplyWritten() { fsm_->MarkWritten(); }
+
+void ChannelHost::UpdateLeadership() {
+  if (delivery_ == nullptr && group_->serving()) {
+    StartLeading();
+  } else if (delivery_ != nullptr && !group_->leader()) {
+    StopLeading(absl::UnavailableError("channel leadership moved; retry"));
+  }
+}
+
+void ChannelHost::StartLeading() {
+  delivery_ = std::make_unique<ChannelDelivery>(fsm_.get(), options_.delivery);
+  // Members recorded by an earlier leader or run have no stream here.
+  std::vector<std::pair<uint64_t, std::string>> stale;
+  for (const auto& [sub_id, sub] : fsm_->subscriptions()) {
+    for (const MemberRecord& member : sub.record.members()) {
+      stale.emplace_back(sub_id, member.member_id());
+    }
+  }
+  for (const auto& [sub_id, member_id] : stale) {
+    const uint64_t last_sent =
+        DetachMember(sub_id, member_id, absl::UnavailableError("stale"));
+    ProposeClose(sub_id, member_id, last_sent, nullptr);
+  }
+  if (!stale.empty()) {
+    LOG(INFO) << "closed subscriptions of a previous leader channel="
+              << fsm_->name() << " members=" << stale.size();
+  }
+}
+
+void ChannelHost::StopLeading(const absl::Status& status) {
+  for (auto& [member_id, stream] : streams_) stream->End(status);
+  streams_.clear();
+  delivery_.reset();
+}
+
+void ChannelHost::Pump(int64_t now_ns) {
+  if (delivery_ == nullptr || !delivery_->NeedsPump(now_ns)) return;
+  delivery_->Pump(now_ns);
+  for (const std::string& member_id : delivery_->TakeDeadMembers()) {
+    LOG(INFO) << "subscriber stream gone or too slow channel=" << fsm_->name()
+              << " member=" << member_id;
+    StreamEnded(member_id);
+  }
+}
+
+int64_t ChannelHost::NextDeadline() const {
+  return delivery_ == nullptr ? INT64_MAX : delivery_->NextDeadline();
+}
+
+void ChannelHost::OnTick(int64_t now_ns) {
+  group_->ExpireServingWaiters(now_ns);
+  if (delivery_ != nullptr) MaybeTrim(now_ns);
+}
+
+void ChannelHost::MaybeTrim(int64_t now_ns) {
+  const int64_t max_age_ms = fsm_->record().limits().max_age_ms();
+  if (max_age_ms <= 0 || trim_in_flight_ || now_ns < next_trim_check_ns_) {
+    return;
+  }
+  // Check about ten times per max_age, at most every 10 ms.
+  next_trim_check_ns_ =
+      now_ns + std::max<int64_t>(max_age_ms * 100000, 10'000'000);
+  if (fsm_->record().msgs() == 0) return;
+  absl::StatusOr<StoredMessage> oldest =
+      fsm_->ReadMessage(fsm_->first_sequence());
+  if (!oldest.ok() || oldest->timestamp_ns() >= now_ns - max_age_ms * 1000000) {
+    return;
+  }
+  ChannelCommand command;
+  command.mutable_trim()->set_now_ns(now_ns);
+  trim_in_flight_ = true;
+  group_->Propose(command.SerializeAsString(),
+                  [this](const ApplyOutcome&) { trim_in_flight_ = false; });
+}
+
+}  // namespace spate::server

@@ -1,0 +1,134 @@
+#include "server/meta_fsm.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "base/check.h"
+
+namespace spate::server {
+
+absl::StatusOr<std::unique_ptr<MetaFsm>> MetaFsm::Load(
+    const storage::ChannelStore* store) {
+  std::unique_ptr<MetaFsm> fsm(new MetaFsm(store));
+  absl::StatusOr<MetaRecord> meta = store->GetMeta();
+  if (meta.ok()) {
+    fsm->meta_ = *std::move(meta);
+  } else if (absl::IsNotFound(meta.status())) {
+    fsm->meta_.set_next_channel_id(1);  // a new node
+  } else {
+    return meta.status();
+  }
+  absl::StatusOr<std::vector<ClientRecord>> clients = store->ListClients();
+  if (!clients.ok()) return clients.status();
+  for (ClientRecord& client : *clients) {
+    std::string id = client.client_id();
+    fsm->clients_.emplace(std::move(id), std::move(client));
+  }
+  absl::StatusOr<std::vector<ChannelDirectoryEntry>> channels =
+      store->ListDirectory();
+  if (!channels.ok()) return channels.status();
+  for (ChannelDirectoryEntry& entry : *channels) {
+    CHECK_LT(entry.channel_id(), fsm->meta_.next_channel_id());
+    std::string name = entry.name();
+    fsm->channels_.emplace(std::move(name), std::move(entry));
+  }
+  return fsm;
+}
+
+MetaApplyResult MetaFsm::Apply(uint64_t index, const MetaCommand& command,
+                               storage::WriteBatch* batch) {
+  CHECK_GT(index, meta_.applied_index());
+  MetaApplyResult result;
+  switch (command.kind_case()) {
+    case MetaCommand::kConnect: {
+      const ClientConnect& connect = command.connect();
+      auto it = clients_.find(connect.client_id());
+      if (it != clients_.end()) {
+        result.replaced_conn_id = it->second.conn_id();
+      }
+      ClientRecord record;
+      record.set_client_id(connect.client_id());
+      record.set_conn_id(connect.conn_id());
+      record.set_connected_ns(connect.time_ns());
+      store_->PutClient(record, batch);
+      clients_[connect.client_id()] = std::move(record);
+      break;
+    }
+    case MetaCommand::kClose: {
+      const ClientClose& close = command.close();
+      auto it = clients_.find(close.client_id());
+      if (it == clients_.end() || (!close.conn_id().empty() &&
+                                   it->second.conn_id() != close.conn_id())) {
+        result.status = absl::NotFoundError(
+            absl::StrCat("unknown client '", close.client_id(), "'"));
+        break;
+      }
+      store_->DeleteClient(close.client_id(), batch);
+      clients_.erase(it);
+      break;
+    }
+    case MetaCommand::kCreateChannel: {
+      const ChannelCreate& create = command.create_channel();
+      auto it = channels_.find(create.name());
+      if (it != channels_.end()) {
+        result.channel_id = it->second.channel_id();
+        break;
+      }
+      ChannelDirectoryEntry entry;
+      entry.set_name(create.name());
+      entry.set_channel_id(meta_.next_channel_id());
+      *entry.mutable_limits() = create.limits();
+      entry.set_created_ns(create.time_ns());
+      meta_.set_next_channel_id(meta_.next_channel_id() + 1);
+      store_->PutDirectoryEntry(entry, batch);
+      result.channel_id = entry.channel_id();
+      result.created = true;
+      channels_.emplace(create.name(), std::move(entry));
+      break;
+    }
+    case MetaCommand::kDeleteChannel: {
+      const ChannelDelete& del = command.delete_channel();
+      auto it = channels_.find(del.name());
+      if (it == channels_.end() ||
+          it->second.channel_id() != del.channel_id()) {
+        result.status = absl::NotFoundError(
+            absl::StrCat("unknown channel '", del.name(), "'"));
+        break;
+      }
+      store_->DeleteDirectoryEntry(del.name(), batch);
+      result.channel_id = del.channel_id();
+      channels_.erase(it);
+      break;
+    }
+    case MetaCommand::KIND_NOT_SET:
+      result.status = absl::InvalidArgumentError("empty metadata command");
+      break;
+  }
+  meta_.set_applied_index(index);
+  WriteMeta(batch);
+  return result;
+}
+
+void MetaFsm::ApplyEmpty(uint64_t index, storage::WriteBatch* batch) {
+  CHECK_GT(index, meta_.applied_index());
+  meta_.set_applied_index(index);
+  WriteMeta(batch);
+}
+
+const ClientRecord* MetaFsm::FindClient(absl::string_view client_id) const {
+  auto it = clients_.find(client_id);
+  return it == clients_.end() ? nullptr : &it->second;
+}
+
+const ChannelDirectoryEntry* MetaFsm::FindChannel(
+    absl::string_view name) const {
+  auto it = channels_.find(name);
+  return it == channels_.end() ? nullptr : &it->second;
+}
+
+void MetaFsm::WriteMeta(storage::WriteBatch* batch) const {
+  store_->PutMeta(meta_, batch);
+}
+
+}  // namespace spate::server

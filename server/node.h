@@ -1,0 +1,177 @@
+// Node: one Spate server process's engine. It owns the RocksDB store, the
+// metadata group (clients, channel directory) and a ChannelHost per
+// channel, and drives all of them from ONE event loop thread:
+//
+//   loop:  run inbox tasks (client requests posted by gRPC threads)
+//          → propose batched commands → tick raft (every tick_ms)
+//          → collect every group's Ready: ONE WriteBatch, ONE fsync
+//            (group commit) → send → apply committed entries (one
+//            unsynced batch) → complete waiters → Advance
+//          → deliver to subscribers → sleep until the next task/timer.
+//
+// Durability (DESIGN.md §6): an entry is acknowledged (PubAck) only after
+// it is committed, i.e. fsynced in the raft log of a majority (here the
+// single voter). Applied state is written unsynced together with the
+// applied index; on restart raft re-applies committed entries past it.
+//
+// Threading: the public request methods are thread-safe; they post to the
+// loop's bounded inbox and their callbacks run later on the loop thread
+// (or at once on the caller's thread with UNAVAILABLE when the inbox is
+// full or the node stopped). Everything else is loop-thread only. There
+// is one lock: the inbox mutex, never held while running tasks.
+#ifndef SPATE_SERVER_NODE_H_
+#define SPATE_SERVER_NODE_H_
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "proto/config.pb.h"
+#include "proto/streaming.pb.h"
+#include "server/channel_host.h"
+#include "server/clock.h"
+#include "server/meta_fsm.h"
+#include "server/raft_group.h"
+#include "server/subscriber_stream.h"
+#include "storage/channel_store.h"
+#include "storage/kv.h"
+
+namespace spate::server {
+
+using ConnectDone = absl::AnyInvocable<void(absl::StatusOr<ConnectResponse>)>;
+
+// Receives the PubAcks of a PublishStream (loop thread), one per message.
+class PubAckSink {
+ public:
+  virtual ~PubAckSink() = default;
+  virtual void Ack(const PubAck& ack) = 0;
+};
+
+class Node {
+ public:
+  // Opens (or creates) the node's store under config.node().data_dir() and
+  // recovers every group. The config must be validated already.
+  static absl::StatusOr<std::unique_ptr<Node>> Open(const ServerConfig& config,
+                                                    const Clock* clock);
+  ~Node();
+
+  // Starts / stops the loop thread. Stop fails waiting requests and ends
+  // streams with UNAVAILABLE, then flushes.
+  void Start();
+  void Stop();
+
+  // ---- Client requests (thread-safe, validated by the caller) ----
+  void Connect(const ConnectRequest& request, ConnectDone done);
+  void Ping(const PingRequest& request, StatusDone done);
+  void Publish(const PubMsg& msg, PublishDone done);
+  void PublishBatch(std::vector<PubMsg> msgs, std::shared_ptr<PubAckSink> sink);
+  void Subscribe(const SubscriptionRequest& request,
+                 std::shared_ptr<SubscriberStream> stream);
+  void SubscriptionAcks(uint64_t channel_id, std::string member_id,
+                        std::vector<uint64_t> seqs);
+  void SubscriptionEnded(uint64_t channel_id, std::string member_id);
+  void Unsubscribe(const UnsubscribeRequest& request, StatusDone done);
+  void Close(const CloseRequest& request, StatusDone done);
+
+  // Runs `task` on the loop thread (tests, monitoring snapshots). False if
+  // refused (inbox full or stopped).
+  bool Post(absl::AnyInvocable<void()> task);
+
+  // One loop iteration at time `now_ns` (the loop thread calls it; tests
+  // may call it directly on a node that was not Start()ed).
+  void RunOnce(int64_t now_ns);
+
+  const ServerConfig& config() const { return config_; }
+
+ private:
+  Node(const ServerConfig& config, const Clock* clock);
+
+  absl::Status Recover();
+  absl::StatusOr<std::unique_ptr<RaftGroup>> OpenGroup(raft::GroupId group,
+                                                       raft::Index applied);
+  void Loop();
+  void RunTasks();
+  void Tick(int64_t now_ns);
+  void ProcessReadies();
+  void ApplyEntries(RaftGroup* group, const std::vector<raft::Entry>& entries,
+                    storage::WriteBatch* batch);
+  void ApplyMeta(const raft::Entry& entry, storage::WriteBatch* batch);
+  void AfterApplyWritten();
+  void PumpDeliveries(int64_t now_ns);
+  void FlushProposals();
+  int64_t NextWakeNs(int64_t now_ns) const;
+  bool AnyReady() const;
+
+  // Request handling on the loop thread.
+  void DoConnect(const ConnectRequest& request, ConnectDone done);
+  void DoPublish(const PubMsg& msg, PublishDone done, int attempts);
+  void DoSubscribe(const SubscriptionRequest& request,
+                   std::shared_ptr<SubscriberStream> stream, int attempts);
+  void DoUnsubscribe(const UnsubscribeRequest& request, StatusDone done);
+  void DoClose(const CloseRequest& request, StatusDone done);
+  // Removes client `client_id` (connection `conn_id`, or any when empty):
+  // closes its members in every channel, then the client record.
+  void DropClient(const std::string& client_id, const std::string& conn_id,
+                  const absl::Status& stream_status, StatusDone done);
+  void ExpireClients(int64_t now_ns);
+  // OK when the client is registered with that connection (conn_id empty
+  // matches any); NOT_FOUND otherwise. Counts as client activity.
+  absl::Status CheckClient(const std::string& client_id,
+                           const std::string& conn_id);
+  // Runs `then(channel)` once the channel exists (creating it through the
+  // metadata group if needed), or `then(error)`.
+  void WithChannel(const std::string& name,
+                   absl::AnyInvocable<void(absl::StatusOr<ChannelHost*>)> then);
+  void ProposeMeta(const MetaCommand& command, ProposalDone done);
+  void MaybeDeleteInactiveChannels(int64_t now_ns);
+  ChannelHost* FindChannel(uint64_t channel_id);
+
+  const ServerConfig config_;
+  const Clock* clock_;
+  std::unique_ptr<storage::Kv> kv_;
+  std::unique_ptr<storage::ChannelStore> store_;
+  std::unique_ptr<MetaFsm> meta_;
+  std::unique_ptr<RaftGroup> meta_group_;
+  absl::btree_map<uint64_t, std::unique_ptr<ChannelHost>> channels_;
+  ChannelHostOptions host_options_;
+  ChannelFsmOptions fsm_options_;
+
+  // Channels created or deleted by applied meta entries, acted on once the
+  // apply batch is written.
+  std::vector<uint64_t> created_channels_;
+  std::vector<uint64_t> deleted_channels_;
+  absl::flat_hash_map<uint64_t, std::unique_ptr<ChannelFsm>> pending_fsms_;
+  // Channels whose deletion for inactivity was proposed.
+  absl::flat_hash_set<uint64_t> deleting_;
+  // Requests waiting for a channel being created, by name.
+  absl::flat_hash_map<std::string,
+                      std::vector<absl::AnyInvocable<void(absl::Status)>>>
+      creating_;
+  // Last sign of life of each client (volatile; fresh grace after restart).
+  absl::flat_hash_map<std::string, int64_t> client_seen_ns_;
+  absl::flat_hash_set<std::string> clients_dropping_;
+
+  int64_t next_tick_ns_ = 0;
+  int64_t next_expiry_check_ns_ = 0;
+  int64_t tick_ns_ = 0;
+
+  absl::Mutex inbox_mu_;
+  std::vector<absl::AnyInvocable<void()>> inbox_ ABSL_GUARDED_BY(inbox_mu_);
+  bool stopping_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  std::thread loop_thread_;
+  bool started_ = false;
+};
+
+}  // namespace spate::server
+
+#endif  // SPATE_SERVER_NODE_H_

@@ -1,0 +1,113 @@
+// RaftGroup: one raft group hosted on this node — the Replica, its LogStore,
+// and the proposals waiting for their entries to be applied. It knows
+// nothing about what the entries mean: the node applies them through the
+// group's state machine (ChannelFsm or MetaFsm) and hands each result to
+// the waiter of that index.
+//
+// A proposal completes exactly once: with the apply result when its entry
+// is applied at the index and term it was proposed with, or with
+// UNAVAILABLE ("retry") when leadership changed and the entry was replaced
+// or may never commit. Clients retry publishes safely: guids deduplicate.
+//
+// "Serving" means: this replica leads and has applied the first entry of
+// its term, so its state machine reflects every committed command and
+// leader-side checks (durable in use, start positions) are correct.
+//
+// Threading: owned by the node's event loop.
+#ifndef SPATE_SERVER_RAFT_GROUP_H_
+#define SPATE_SERVER_RAFT_GROUP_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/btree_map.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "raft/replica.h"
+#include "storage/kv.h"
+#include "storage/log_store.h"
+
+namespace spate::server {
+
+struct ChannelApplyResult;
+struct MetaApplyResult;
+
+// What a proposal's waiter learns. Exactly one of channel/meta is set when
+// status is OK; the pointee lives only during the call.
+struct ApplyOutcome {
+  absl::Status status;
+  const ChannelApplyResult* channel = nullptr;
+  const MetaApplyResult* meta = nullptr;
+};
+
+using ProposalDone = absl::AnyInvocable<void(const ApplyOutcome&)>;
+using ServingDone = absl::AnyInvocable<void(absl::Status)>;
+
+class RaftGroup {
+ public:
+  // Opens the persisted group (its LogStore must have been bootstrapped)
+  // and creates its replica; `applied` is the state machine's applied index.
+  static absl::StatusOr<std::unique_ptr<RaftGroup>> Open(
+      storage::Kv* kv, const raft::ReplicaOptions& options);
+
+  raft::GroupId id() const { return replica_->group(); }
+  raft::Replica* replica() { return replica_.get(); }
+  const raft::Replica* replica() const { return replica_.get(); }
+  storage::LogStore* log() { return log_.get(); }
+
+  // Proposes `data`; `done` runs when it is applied or fails (possibly
+  // right away, e.g. FailedPrecondition when not leader → mapped to
+  // UNAVAILABLE with the leader hint in the message).
+  void Propose(std::string data, ProposalDone done);
+
+  // The node applied the entry at `index` with `term`: completes its waiter
+  // (if any) with `outcome`, or with UNAVAILABLE when the waiter expected
+  // another term. Also fails waiters at lower indexes that were skipped.
+  void Applied(raft::Index index, raft::Term term, const ApplyOutcome& outcome);
+  raft::Index applied_index() const { return applied_index_; }
+
+  // A Ready reported a role or leader change.
+  void OnSoftState(const raft::SoftState& state);
+  bool serving() const;
+  bool leader() const { return replica_->role() == raft::Role::kLeader; }
+
+  // Runs `done(OK)` once serving, or `done(UNAVAILABLE)` after
+  // `deadline_ns` (checked by ExpireServingWaiters).
+  void WhenServing(int64_t deadline_ns, ServingDone done);
+  void ExpireServingWaiters(int64_t now_ns);
+  // Runs serving waiters if serving now.
+  void MaybeStartServing();
+
+  // Fails every waiting proposal and serving waiter (leadership lost, group
+  // removed, node stopping).
+  void FailAll(const absl::Status& status);
+  size_t waiting_proposals() const { return waiters_.size(); }
+
+ private:
+  RaftGroup(std::unique_ptr<storage::LogStore> log,
+            std::unique_ptr<raft::Replica> replica);
+
+  struct Waiter {
+    raft::Term term;
+    ProposalDone done;
+  };
+  struct ServingWaiter {
+    int64_t deadline_ns;
+    ServingDone done;
+  };
+
+  std::unique_ptr<storage::LogStore> log_;
+  std::unique_ptr<raft::Replica> replica_;
+  absl::btree_map<raft::Index, Waiter> waiters_;
+  std::vector<ServingWaiter> serving_waiters_;
+  raft::Index applied_index_ = 0;
+  // Index of the first entry of this replica's current leadership term.
+  raft::Index term_start_index_ = 0;
+};
+
+}  // namespace spate::server
+
+#endif  // SPATE_SERVER_RAFT_GROUP_H_

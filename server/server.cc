@@ -1,0 +1,61 @@
+#include "server/server.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "base/log.h"
+
+namespace spate::server {
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerConfig& config) {
+  std::unique_ptr<Server> server(new Server());
+  server->config_ = config;
+  absl::StatusOr<std::unique_ptr<Node>> node =
+      Node::Open(server->config_, &server->clock_);
+  if (!node.ok()) return node.status();
+  server->node_ = *std::move(node);
+  server->service_ =
+      std::make_unique<StreamingService>(server->node_.get(), &server->config_);
+
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string& address = server->config_.node().client_address();
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(server->service_.get());
+  // A PubBatch holds at least one message of max_payload plus framing.
+  builder.SetMaxReceiveMessageSize(static_cast<int>(
+      server->config_.store().max_payload_bytes() + (4 << 20)));
+  builder.SetMaxSendMessageSize(static_cast<int>(
+      server->config_.subscriptions().max_pending_bytes() + (4 << 20)));
+  server->node_->Start();
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || port == 0) {
+    server->node_->Stop();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on client address ", address,
+                     " (in use, or not a valid host:port)"));
+  }
+  const std::string host = address.substr(0, address.rfind(':'));
+  server->client_address_ = absl::StrCat(host, ":", port);
+  LOG(INFO) << "serving clients address=" << server->client_address_
+            << " node=" << config.node().id()
+            << " cluster=" << config.node().cluster_name();
+  return server;
+}
+
+Server::~Server() { Stop(); }
+
+void Server::Stop() {
+  if (stopped_) return;
+  stopped_ = true;
+  // Stop the node first so streams end with UNAVAILABLE from its side; the
+  // gRPC shutdown then cancels whatever is left after the deadline.
+  node_->Stop();
+  grpc_server_->Shutdown(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+  LOG(INFO) << "server stopped node=" << config_.node().id();
+}
+
+}  // namespace spate::server

@@ -1,0 +1,51 @@
+// Server: a running Spate node — the Node engine plus its gRPC listener for
+// clients. Start binds the client address (port 0 picks a free port; the
+// bound address is reported) and starts the node's loop; Stop shuts the
+// listener down (ending streams), then the node.
+// Threading: Start/Stop from one thread; gRPC runs its own threads.
+#ifndef SPATE_SERVER_SERVER_H_
+#define SPATE_SERVER_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/config.pb.h"
+#include "server/clock.h"
+#include "server/node.h"
+#include "server/streaming_service.h"
+
+namespace spate::server {
+
+class Server {
+ public:
+  // Opens the node's store (recovering its state) and starts serving.
+  // `config` must be valid (ValidateConfig).
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      const ServerConfig& config);
+  ~Server();
+
+  // Stops accepting, ends streams with UNAVAILABLE, stops the node.
+  void Stop();
+
+  // The address clients can dial, with the port actually bound.
+  const std::string& client_address() const { return client_address_; }
+  Node* node() { return node_.get(); }
+
+ private:
+  Server() = default;
+
+  ServerConfig config_;
+  SystemClock clock_;
+  std::unique_ptr<Node> node_;
+  std::unique_ptr<StreamingService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::string client_address_;
+  bool stopped_ = false;
+};
+
+}  // namespace spate::server
+
+#endif  // SPATE_SERVER_SERVER_H_

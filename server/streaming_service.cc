@@ -1,0 +1,572 @@
+#include "server/streaming_service.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "base/log.h"
+#include "server/validation.h"
+
+namespace spate::server {
+namespace {
+
+// Messages of one PublishStream handed to the node and not yet acked;
+// beyond it new messages are refused with RESOURCE_EXHAUSTED acks (the
+// client library's window keeps well-behaved clients far below).
+constexpr int64_t kPublishInFlightMax = 1 << 17;
+constexpr int kAcksPerFrameMax = 1 << 16;
+
+// ---- PublishStream ----
+
+class PublishReactor;
+
+// Shared by the reactor (gRPC threads) and the node (loop thread).
+class PublishState : public PubAckSink {
+ public:
+  explicit PublishState(PublishReactor* reactor) : reactor_(reactor) {}
+  void Ack(const PubAck& ack) override;
+  // Reactor side.
+  void Queued(int64_t count);
+  void RejectNow(const PubAck& ack);
+  void ReadsDone();
+  void Cancelled();
+  void WriteDone(bool ok);
+  void ReactorGone();
+  int64_t in_flight() {
+    absl::MutexLock lock(&mu_);
+    return in_flight_;
+  }
+
+ private:
+  // Under mu_: decides what to do; the caller acts after unlocking.
+  enum class Act { kNone, kWrite, kFinish };
+  Act NextLocked();
+  void Do(Act act);
+
+  absl::Mutex mu_;
+  PublishReactor* reactor_ ABSL_GUARDED_BY(mu_);
+  PubAckBatch pending_ ABSL_GUARDED_BY(mu_);
+  PubAckBatch writing_;  // owned by the outstanding write
+  bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t in_flight_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+};
+
+class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
+ public:
+  PublishReactor(Node* node, const ServerConfig* config)
+      : node_(node),
+        config_(config),
+        state_(std::make_shared<PublishState>(this)) {
+    StartRead(&batch_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      state_->ReadsDone();
+      return;
+    }
+    std::vector<PubMsg> valid;
+    valid.reserve(batch_.msgs_size());
+    const int64_t room = kPublishInFlightMax - state_->in_flight();
+    for (PubMsg& msg : *batch_.mutable_msgs()) {
+      absl::Status status = ValidatePubMsg(msg, config_->store());
+      if (status.ok() && static_cast<int64_t>(valid.size()) >= room) {
+        status = absl::ResourceExhaustedError(
+            "too many unacknowledged publishes on this stream");
+      }
+      if (!status.ok()) {
+        PubAck ack;
+        ack.set_guid(msg.guid());
+        ack.set_error(std::string(status.message()));
+        ack.set_error_code(static_cast<int>(status.code()));
+        state_->RejectNow(ack);
+        continue;
+      }
+      valid.push_back(std::move(msg));
+    }
+    batch_.Clear();
+    if (!valid.empty()) {
+      state_->Queued(static_cast<int64_t>(valid.size()));
+      node_->PublishBatch(std::move(valid), state_);
+    }
+    StartRead(&batch_);
+  }
+
+  void OnWriteDone(bool ok) override { state_->WriteDone(ok); }
+  void OnCancel() override { state_->Cancelled(); }
+  void OnDone() override {
+    state_->ReactorGone();
+    delete this;
+  }
+
+ private:
+  Node* node_;
+  const ServerConfig* config_;
+  std::shared_ptr<PublishState> state_;
+  PubBatch batch_;
+};
+
+void PublishState::Ack(const PubAck& ack) {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    --in_flight_;
+    if (finished_ || broken_) return;
+    *pending_.add_acks() = ack;
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void PublishState::RejectNow(const PubAck& ack) {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    if (finished_ || broken_) return;
+    *pending_.add_acks() = ack;
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void PublishState::Queued(int64_t count) {
+  absl::MutexLock lock(&mu_);
+  in_flight_ += count;
+}
+
+void PublishState::ReadsDone() {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    reads_done_ = true;
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void PublishState::Cancelled() {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    broken_ = true;
+    finish_status_ = grpc::Status::CANCELLED;
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void PublishState::WriteDone(bool ok) {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    write_outstanding_ = false;
+    if (!ok) broken_ = true;
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void PublishState::ReactorGone() {
+  absl::MutexLock lock(&mu_);
+  reactor_ = nullptr;
+  finished_ = true;
+}
+
+PublishState::Act PublishState::NextLocked() {
+  if (finished_ || write_outstanding_ || reactor_ == nullptr) return Act::kNone;
+  if (!broken_ && pending_.acks_size() > 0) {
+    write_outstanding_ = true;  // keeps the reactor alive until WriteDone
+    writing_.Clear();
+    writing_.Swap(&pending_);
+    return Act::kWrite;
+  }
+  if (broken_ || (reads_done_ && in_flight_ == 0)) {
+    finished_ = true;
+    return Act::kFinish;
+  }
+  return Act::kNone;
+}
+
+void PublishState::Do(Act act) {
+  // Only the thread that claimed the write or the finish gets here with a
+  // non-kNone act, so the reactor is alive (OnDone needs Finish first).
+  PublishReactor* reactor;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    reactor = reactor_;
+    status = finish_status_;
+  }
+  if (reactor == nullptr) return;
+  if (act == Act::kWrite) reactor->StartWrite(&writing_);
+  if (act == Act::kFinish) reactor->Finish(status);
+}
+
+// ---- Subscribe ----
+
+class SubscribeReactor;
+
+class SubscribeState : public SubscriberStream {
+ public:
+  SubscribeState(SubscribeReactor* reactor, Node* node,
+                 int64_t max_pending_bytes)
+      : reactor_(reactor), node_(node), max_pending_bytes_(max_pending_bytes) {}
+
+  // Node side (loop thread).
+  bool Started(uint64_t channel_id,
+               const SubscriptionResponse& response) override;
+  bool Deliver(std::vector<MsgProto>* msgs) override;
+  void End(const absl::Status& status) override;
+
+  // Reactor side.
+  void Acks(std::vector<uint64_t> seqs);
+  // The client went away (half-close, cancel, failed write): tells the node
+  // once, and ends the stream with `status`.
+  void ClientGone(const absl::Status& status);
+  void WriteDone(bool ok);
+  void ReactorGone();
+
+ private:
+  enum class Act { kNone, kWrite, kFinish };
+  Act NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Do(Act act);
+
+  absl::Mutex mu_;
+  SubscribeReactor* reactor_ ABSL_GUARDED_BY(mu_);
+  Node* const node_;
+  const int64_t max_pending_bytes_;
+  Delivery pending_ ABSL_GUARDED_BY(mu_);
+  int64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  Delivery writing_;  // owned by the outstanding write
+  int64_t writing_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool gone_reported_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t channel_id_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string member_id_ ABSL_GUARDED_BY(mu_);
+  // End requested: flush what is pending (unless broken), then Finish.
+  bool ending_ ABSL_GUARDED_BY(mu_) = false;
+  bool broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status finish_status_ ABSL_GUARDED_BY(mu_);
+};
+
+class SubscribeReactor
+    : public grpc::ServerBidiReactor<SubscribeFrame, Delivery> {
+ public:
+  SubscribeReactor(Node* node, const ServerConfig* config)
+      : node_(node),
+        config_(config),
+        state_(std::make_shared<SubscribeState>(
+            this, node, config->subscriptions().max_pending_bytes())) {
+    StartRead(&frame_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      state_->ClientGone(absl::OkStatus());
+      return;
+    }
+    if (!have_request_) {
+      if (!frame_.has_request()) {
+        state_->End(absl::InvalidArgumentError(
+            "the first frame of Subscribe must be the SubscriptionRequest"));
+        return;
+      }
+      absl::Status status = ValidateSubscriptionRequest(
+          frame_.request(), config_->subscriptions());
+      if (!status.ok()) {
+        state_->End(status);
+        return;
+      }
+      have_request_ = true;
+      node_->Subscribe(frame_.request(), state_);
+    } else if (frame_.has_acks()) {
+      if (frame_.acks().acks_size() > kAcksPerFrameMax) {
+        state_->End(absl::InvalidArgumentError(
+            absl::StrCat("more than ", kAcksPerFrameMax, " acks in a frame")));
+        return;
+      }
+      std::vector<uint64_t> seqs;
+      seqs.reserve(frame_.acks().acks_size());
+      for (const Ack& ack : frame_.acks().acks())
+        seqs.push_back(ack.sequence());
+      if (!seqs.empty()) state_->Acks(std::move(seqs));
+    } else {
+      state_->End(absl::InvalidArgumentError(
+          "after the first frame, Subscribe frames must carry acks"));
+      return;
+    }
+    frame_.Clear();
+    StartRead(&frame_);
+  }
+
+  void OnWriteDone(bool ok) override { state_->WriteDone(ok); }
+  void OnCancel() override {
+    state_->ClientGone(absl::CancelledError("cancelled"));
+  }
+  void OnDone() override {
+    state_->ReactorGone();
+    delete this;
+  }
+
+ private:
+  Node* node_;
+  const ServerConfig* config_;
+  std::shared_ptr<SubscribeState> state_;
+  SubscribeFrame frame_;
+  bool have_request_ = false;
+};
+
+bool SubscribeState::Started(uint64_t channel_id,
+                             const SubscriptionResponse& response) {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ending_ || finished_ || gone_reported_) return false;
+    started_ = true;
+    channel_id_ = channel_id;
+    member_id_ = response.subscription_id();
+    *pending_.mutable_response() = response;
+    act = NextLocked();
+  }
+  Do(act);
+  return true;
+}
+
+bool SubscribeState::Deliver(std::vector<MsgProto>* msgs) {
+  Act act;
+  bool accepted;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ending_ || finished_ || gone_reported_) return false;
+    int64_t bytes = 0;
+    for (const MsgProto& msg : *msgs) {
+      bytes += static_cast<int64_t>(msg.ByteSizeLong());
+    }
+    accepted = pending_bytes_ + writing_bytes_ + bytes <= max_pending_bytes_;
+    if (accepted) {
+      for (MsgProto& msg : *msgs) *pending_.add_msgs() = std::move(msg);
+      pending_bytes_ += bytes;
+    } else {
+      ending_ = true;
+      broken_ = true;  // drop the backlog, end now
+      finish_status_ = ToGrpcStatus(absl::ResourceExhaustedError(absl::StrCat(
+          "slow consumer: more than ", max_pending_bytes_,
+          " bytes of messages not read by the client; a durable keeps its "
+          "position")));
+    }
+    act = NextLocked();
+  }
+  Do(act);
+  return accepted;
+}
+
+void SubscribeState::End(const absl::Status& status) {
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ending_ || finished_) return;
+    ending_ = true;
+    finish_status_ = ToGrpcStatus(status);
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void SubscribeState::Acks(std::vector<uint64_t> seqs) {
+  uint64_t channel_id;
+  std::string member_id;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!started_ || gone_reported_) return;  // nothing delivered yet
+    channel_id = channel_id_;
+    member_id = member_id_;
+  }
+  node_->SubscriptionAcks(channel_id, std::move(member_id), std::move(seqs));
+}
+
+void SubscribeState::ClientGone(const absl::Status& status) {
+  Act act;
+  bool report = false;
+  uint64_t channel_id = 0;
+  std::string member_id;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!gone_reported_) {
+      gone_reported_ = true;
+      report = started_;
+      channel_id = channel_id_;
+      member_id = member_id_;
+    }
+    if (!ending_) {
+      ending_ = true;
+      finish_status_ = ToGrpcStatus(status);
+    }
+    broken_ = true;  // nobody reads what we would still write
+    act = NextLocked();
+  }
+  if (report) node_->SubscriptionEnded(channel_id, std::move(member_id));
+  Do(act);
+}
+
+void SubscribeState::WriteDone(bool ok) {
+  if (!ok) ClientGone(absl::UnavailableError("write to the client failed"));
+  Act act;
+  {
+    absl::MutexLock lock(&mu_);
+    write_outstanding_ = false;
+    writing_bytes_ = 0;
+    act = NextLocked();
+  }
+  Do(act);
+}
+
+void SubscribeState::ReactorGone() {
+  absl::MutexLock lock(&mu_);
+  reactor_ = nullptr;
+  finished_ = true;
+}
+
+SubscribeState::Act SubscribeState::NextLocked() {
+  if (finished_ || write_outstanding_ || reactor_ == nullptr) return Act::kNone;
+  const bool has_frame = pending_.has_response() || pending_.msgs_size() > 0;
+  if (!broken_ && has_frame) {
+    write_outstanding_ = true;  // keeps the reactor alive until WriteDone
+    writing_.Clear();
+    writing_.Swap(&pending_);
+    writing_bytes_ = pending_bytes_;
+    pending_bytes_ = 0;
+    return Act::kWrite;
+  }
+  if (ending_) {
+    finished_ = true;
+    return Act::kFinish;
+  }
+  return Act::kNone;
+}
+
+void SubscribeState::Do(Act act) {
+  // Only the thread that claimed the write or the finish acts, so the
+  // reactor is alive (OnDone needs Finish and every write done first).
+  SubscribeReactor* reactor;
+  grpc::Status status;
+  {
+    absl::MutexLock lock(&mu_);
+    reactor = reactor_;
+    status = finish_status_;
+  }
+  if (reactor == nullptr) return;
+  if (act == Act::kWrite) reactor->StartWrite(&writing_);
+  if (act == Act::kFinish) reactor->Finish(status);
+}
+
+template <typename Response>
+grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
+                                 const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  // absl and gRPC share the canonical code numbering.
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+StreamingService::StreamingService(Node* node, const ServerConfig* config)
+    : node_(node), config_(config) {}
+
+grpc::ServerUnaryReactor* StreamingService::Connect(
+    grpc::CallbackServerContext* context, const ConnectRequest* request,
+    ConnectResponse* response) {
+  absl::Status status = ValidateClientId(request->client_id());
+  if (status.ok()) status = ValidateConnId(request->conn_id());
+  if (!status.ok()) return Refuse<ConnectResponse>(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  node_->Connect(*request,
+                 [reactor, response](absl::StatusOr<ConnectResponse> result) {
+                   if (result.ok()) *response = *std::move(result);
+                   reactor->Finish(ToGrpcStatus(result.status()));
+                 });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StreamingService::Ping(
+    grpc::CallbackServerContext* context, const PingRequest* request,
+    PingResponse* response) {
+  absl::Status status = ValidateClientId(request->client_id());
+  if (status.ok()) status = ValidateConnId(request->conn_id());
+  if (!status.ok()) return Refuse<PingResponse>(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  node_->Ping(*request, [reactor](absl::Status result) {
+    reactor->Finish(ToGrpcStatus(result));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StreamingService::Publish(
+    grpc::CallbackServerContext* context, const PubMsg* request,
+    PubAck* response) {
+  absl::Status status = ValidatePubMsg(*request, config_->store());
+  if (!status.ok()) return Refuse<PubAck>(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  node_->Publish(*request, [reactor, response](const PubAck& ack) {
+    if (!ack.error().empty()) {
+      reactor->Finish(grpc::Status(
+          static_cast<grpc::StatusCode>(ack.error_code()), ack.error()));
+      return;
+    }
+    *response = ack;
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerBidiReactor<PubBatch, PubAckBatch>* StreamingService::PublishStream(
+    grpc::CallbackServerContext* context) {
+  return new PublishReactor(node_, config_);
+}
+
+grpc::ServerBidiReactor<SubscribeFrame, Delivery>* StreamingService::Subscribe(
+    grpc::CallbackServerContext* context) {
+  return new SubscribeReactor(node_, config_);
+}
+
+grpc::ServerUnaryReactor* StreamingService::Unsubscribe(
+    grpc::CallbackServerContext* context, const UnsubscribeRequest* request,
+    UnsubscribeResponse* response) {
+  absl::Status status = ValidateUnsubscribeRequest(*request);
+  if (!status.ok()) return Refuse<UnsubscribeResponse>(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  node_->Unsubscribe(*request, [reactor](absl::Status result) {
+    reactor->Finish(ToGrpcStatus(result));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StreamingService::Close(
+    grpc::CallbackServerContext* context, const CloseRequest* request,
+    CloseResponse* response) {
+  absl::Status status = ValidateClientId(request->client_id());
+  if (status.ok()) status = ValidateConnId(request->conn_id());
+  if (!status.ok()) return Refuse<CloseResponse>(context, status);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  node_->Close(*request, [reactor](absl::Status result) {
+    reactor->Finish(ToGrpcStatus(result));
+  });
+  return reactor;
+}
+
+}  // namespace spate::server

@@ -1,0 +1,61 @@
+// StreamingService: the client gRPC API (proto/streaming.proto) on gRPC's
+// callback API. It validates every request at the edge (server/
+// validation.h) and hands it to the Node; replies arrive on the node's
+// loop thread and are written asynchronously, so no gRPC thread ever waits
+// for a commit.
+//
+// Streams: PublishStream and Subscribe each keep a small state object
+// shared with the node (the node may call it after the reactor is gone).
+// Writes are one outstanding frame at a time; whatever accumulates while a
+// frame is in flight goes into the next frame (natural batching). No lock
+// is held while calling into gRPC (StartWrite/StartRead/Finish), because
+// reactions may run inline.
+//
+// This file holds the one absl::Status → grpc::Status conversion.
+#ifndef SPATE_SERVER_STREAMING_SERVICE_H_
+#define SPATE_SERVER_STREAMING_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "proto/config.pb.h"
+#include "proto/streaming.grpc.pb.h"
+#include "server/node.h"
+
+namespace spate::server {
+
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+class StreamingService final : public Streaming::CallbackService {
+ public:
+  // `node` and `config` must outlive the service.
+  StreamingService(Node* node, const ServerConfig* config);
+
+  grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* context,
+                                    const ConnectRequest* request,
+                                    ConnectResponse* response) override;
+  grpc::ServerUnaryReactor* Ping(grpc::CallbackServerContext* context,
+                                 const PingRequest* request,
+                                 PingResponse* response) override;
+  grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
+                                    const PubMsg* request,
+                                    PubAck* response) override;
+  grpc::ServerBidiReactor<PubBatch, PubAckBatch>* PublishStream(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<SubscribeFrame, Delivery>* Subscribe(
+      grpc::CallbackServerContext* context) override;
+  grpc::ServerUnaryReactor* Unsubscribe(grpc::CallbackServerContext* context,
+                                        const UnsubscribeRequest* request,
+                                        UnsubscribeResponse* response) override;
+  grpc::ServerUnaryReactor* Close(grpc::CallbackServerContext* context,
+                                  const CloseRequest* request,
+                                  CloseResponse* response) override;
+
+ private:
+  Node* node_;
+  const ServerConfig* config_;
+};
+
+}  // namespace spate::server
+
+#endif  // SPATE_SERVER_STREAMING_SERVICE_H_
