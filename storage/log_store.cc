@@ -231,7 +231,7 @@ absl::StatusOr<std::vector<Entry>> LogStore::Entries(Index lo, Index hi,
   }
   for (Index i = std::max(lo, cache_first); i < hi; ++i) {
     const Entry& entry = cache_[i - cache_first];
-    const uint64_t size = entry.ByteSizeLong();
+    const uint64_t size = entry.data().size();
     if (!out.empty() && bytes + size > max_bytes) break;
     bytes += size;
     out.push_back(entry);
@@ -264,7 +264,7 @@ absl::Status LogStore::ReadEntriesFromKv(Index lo, Index hi, uint64_t max_bytes,
                   error = DecodeEntry(group_, index, value, &entry);
                   if (!error.ok()) return false;
                   ++kv_reads_;
-                  const uint64_t size = entry.ByteSizeLong();
+                  const uint64_t size = entry.data().size();
                   if (!out->empty() && *bytes + size > max_bytes) {
                     full = true;
                     return false;

@@ -94,7 +94,8 @@ class LogStore : public raft::LogReader {
 
   // --- raft::LogReader (visible view) ---
   absl::StatusOr<raft::InitialState> LoadInitialState() const override;
-  // Entry size for max_bytes is its serialized size (Entry::ByteSizeLong).
+  // An entry counts for max_bytes with its data size, like the core's
+  // raft::EntryBytes.
   absl::StatusOr<std::vector<raft::Entry>> Entries(
       raft::Index lo, raft::Index hi, uint64_t max_bytes) const override;
   absl::StatusOr<raft::Term> TermAt(raft::Index i) const override;

@@ -18,7 +18,7 @@ using Pair = std::pair<std::string, std::string>;
 
 absl::StatusOr<std::string> MemKv::Get(Space space,
                                        absl::string_view key) const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   const Map& map = visible_[static_cast<size_t>(space)];
   auto it = map.find(key);
   if (it == map.end()) {
@@ -39,7 +39,7 @@ absl::Status MemKv::Scan(
   while (lo < hi) {
     chunk.clear();
     {
-      absl::MutexLock lock(&mu_);
+      std::lock_guard<std::mutex> lock(mu_);
       const Map& map = visible_[static_cast<size_t>(space)];
       if (!reverse) {
         for (auto it = map.lower_bound(lo);
@@ -96,7 +96,7 @@ void MemKv::Apply(const WriteBatch& batch, Image* image) {
 }
 
 absl::Status MemKv::Write(const WriteBatch& batch, bool sync) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   if (!write_error_.ok()) return write_error_;
   Apply(batch, &visible_);
   ++write_count_;
@@ -113,7 +113,7 @@ absl::Status MemKv::Write(const WriteBatch& batch, bool sync) {
 }
 
 absl::StatusOr<KvStats> MemKv::GetStats() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   KvStats stats;
   for (size_t i = 0; i < kSpaceCount; ++i) {
     SpaceStats& space = stats.spaces[i];
@@ -126,7 +126,7 @@ absl::StatusOr<KvStats> MemKv::GetStats() const {
 }
 
 void MemKv::SimulateCrash(size_t unsynced_batches_kept) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   const size_t kept = std::min(unsynced_batches_kept, unsynced_.size());
   for (size_t i = 0; i < kept; ++i) Apply(unsynced_[i], &durable_);
   unsynced_.clear();
@@ -136,7 +136,7 @@ void MemKv::SimulateCrash(size_t unsynced_batches_kept) {
 absl::Status MemKv::CorruptValue(Space space, absl::string_view key,
                                  size_t byte_offset, int bit) {
   CHECK(bit >= 0 && bit < 8) << "bit " << bit;
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   Map& visible = visible_[static_cast<size_t>(space)];
   auto it = visible.find(key);
   if (it == visible.end()) {
@@ -159,22 +159,22 @@ absl::Status MemKv::CorruptValue(Space space, absl::string_view key,
 }
 
 void MemKv::set_write_error(absl::Status status) {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   write_error_ = std::move(status);
 }
 
 uint64_t MemKv::write_count() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return write_count_;
 }
 
 uint64_t MemKv::sync_count() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return sync_count_;
 }
 
 size_t MemKv::unsynced_batch_count() const {
-  absl::MutexLock lock(&mu_);
+  std::lock_guard<std::mutex> lock(mu_);
   return unsynced_.size();
 }
 
