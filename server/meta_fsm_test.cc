@@ -1,0 +1,78 @@
+#include "server/meta_fsm.h"
+
+#include "gtest/gtest.h"
+#include "storage/channel_store.h"
+#include "storage/mem_kv.h"
+
+namespace spate::server {
+namespace {
+
+class MetaFsmTest : public ::testing::Test {
+ protected:
+  void SetUp() override { fsm_ = *MetaFsm::Load(&store_); }
+
+  MetaApplyResult Apply(const MetaCommand& command) {
+    storage::WriteBatch batch;
+    MetaApplyResult result = fsm_->Apply(++index_, command, &batch);
+    EXPECT_TRUE(kv_.Write(batch, true).ok());
+    return result;
+  }
+
+  storage::MemKv kv_;
+  storage::ChannelStore store_{&kv_};
+  std::unique_ptr<MetaFsm> fsm_;
+  uint64_t index_ = 0;
+};
+
+TEST_F(MetaFsmTest, ClientsConnectReplaceAndClose) {
+  MetaCommand connect;
+  connect.mutable_connect()->set_client_id("c1");
+  connect.mutable_connect()->set_conn_id("conn-a");
+  EXPECT_TRUE(Apply(connect).replaced_conn_id.empty());
+  connect.mutable_connect()->set_conn_id("conn-b");
+  EXPECT_EQ(Apply(connect).replaced_conn_id, "conn-a");
+
+  MetaCommand close;
+  close.mutable_close()->set_client_id("c1");
+  close.mutable_close()->set_conn_id("conn-a");  // a late close of the old one
+  EXPECT_EQ(Apply(close).status.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(fsm_->FindClient("c1"), nullptr);
+  close.mutable_close()->set_conn_id("conn-b");
+  EXPECT_TRUE(Apply(close).status.ok());
+  EXPECT_EQ(fsm_->FindClient("c1"), nullptr);
+}
+
+TEST_F(MetaFsmTest, ChannelsGetIdsOnceAndSurviveReload) {
+  MetaCommand create;
+  create.mutable_create_channel()->set_name("orders");
+  create.mutable_create_channel()->mutable_limits()->set_max_msgs(5);
+  MetaApplyResult first = Apply(create);
+  EXPECT_TRUE(first.created);
+  EXPECT_EQ(first.channel_id, 1u);
+  MetaApplyResult again = Apply(create);
+  EXPECT_FALSE(again.created);
+  EXPECT_EQ(again.channel_id, 1u);
+  create.mutable_create_channel()->set_name("payments");
+  EXPECT_EQ(Apply(create).channel_id, 2u);
+
+  MetaCommand connect;
+  connect.mutable_connect()->set_client_id("c1");
+  Apply(connect);
+
+  std::unique_ptr<MetaFsm> reloaded = *MetaFsm::Load(&store_);
+  EXPECT_EQ(reloaded->applied_index(), index_);
+  ASSERT_NE(reloaded->FindChannel("orders"), nullptr);
+  EXPECT_EQ(reloaded->FindChannel("orders")->limits().max_msgs(), 5);
+  EXPECT_NE(reloaded->FindClient("c1"), nullptr);
+
+  MetaCommand del;
+  del.mutable_delete_channel()->set_name("orders");
+  del.mutable_delete_channel()->set_channel_id(1);
+  EXPECT_TRUE(Apply(del).status.ok());
+  // Ids are never reused.
+  create.mutable_create_channel()->set_name("orders");
+  EXPECT_EQ(Apply(create).channel_id, 3u);
+}
+
+}  // namespace
+}  // namespace spate::server
