@@ -1,0 +1,158 @@
+#include "tests/testing/server_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+
+namespace spate::testing {
+namespace {
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Waits for `pid` to exit, up to `timeout`. Returns the wait status or -1.
+int WaitExit(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    int status = 0;
+    pid_t done = waitpid(pid, &status, WNOHANG);
+    if (done == pid) return status;
+    if (done < 0 && errno != EINTR) return -1;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  return -1;
+}
+
+}  // namespace
+
+ServerProcess::ServerProcess(std::string data_dir, std::string config_text,
+                             std::vector<std::string> extra_args)
+    : data_dir_(std::move(data_dir)),
+      config_text_(std::move(config_text)),
+      extra_args_(std::move(extra_args)) {
+  log_path_ = data_dir_ + ".log";
+}
+
+ServerProcess::~ServerProcess() {
+  if (pid_ > 0) Kill();
+}
+
+std::string ServerProcess::BinaryPath() {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/",
+                      workspace ? workspace : "spate", "/server/spate-server");
+}
+
+std::string ServerProcess::NewTempDir(const std::string& prefix) {
+  static std::atomic<int> counter{0};
+  const char* tmp = getenv("TEST_TMPDIR");
+  std::string dir = absl::StrCat(tmp ? tmp : "/tmp", "/", prefix, "-", getpid(),
+                                 "-", counter++);
+  mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+absl::Status ServerProcess::Start(absl::Duration timeout) {
+  if (pid_ > 0) return absl::FailedPreconditionError("already running");
+  mkdir(data_dir_.c_str(), 0755);
+  const std::string ready = data_dir_ + ".ready";
+  unlink(ready.c_str());
+  std::vector<std::string> args = {
+      BinaryPath(),
+      "--data_dir=" + data_dir_,
+      "--client_address=127.0.0.1:0",
+      "--ready_file=" + ready,
+  };
+  if (!config_text_.empty()) {
+    const std::string config_path = data_dir_ + ".conf";
+    std::ofstream(config_path) << config_text_;
+    args.push_back("--config=" + config_path);
+  }
+  for (const std::string& arg : extra_args_) args.push_back(arg);
+
+  pid_t pid = fork();
+  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid == 0) {
+    int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 2);
+      dup2(fd, 1);
+    }
+    std::vector<char*> argv;
+    for (std::string& arg : args) argv.push_back(arg.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::string text = ReadFile(ready);
+    if (!text.empty()) {
+      address_ = std::string(absl::StripTrailingAsciiWhitespace(text));
+      return absl::OkStatus();
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(
+          absl::StrCat("spate-server exited during start: ", Log()));
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  Kill();
+  return absl::DeadlineExceededError(
+      absl::StrCat("spate-server did not start in time: ", Log()));
+}
+
+absl::Status ServerProcess::Stop(absl::Duration timeout) {
+  if (pid_ <= 0) return absl::OkStatus();
+  kill(pid_, SIGCONT);
+  kill(pid_, SIGTERM);
+  const int status = WaitExit(pid_, timeout);
+  if (status == -1) {
+    Kill();
+    return absl::DeadlineExceededError("spate-server did not stop in time");
+  }
+  pid_ = -1;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("spate-server exited with status ", status, ": ", Log()));
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  WaitExit(pid_, absl::Seconds(30));
+  pid_ = -1;
+}
+
+void ServerProcess::Pause() {
+  if (pid_ > 0) kill(pid_, SIGSTOP);
+}
+
+void ServerProcess::Resume() {
+  if (pid_ > 0) kill(pid_, SIGCONT);
+}
+
+std::string ServerProcess::Log() const { return ReadFile(log_path_); }
+
+}  // namespace spate::testing
