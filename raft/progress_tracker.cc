@@ -1,5 +1,7 @@
 #include "raft/progress_tracker.h"
 
+#include <algorithm>
+
 #include "absl/container/inlined_vector.h"
 #include "base/check.h"
 #include "raft/conf_change.h"
@@ -11,7 +13,8 @@ ProgressTracker::ProgressTracker(size_t inflight_msgs_max,
     : inflight_msgs_max_(inflight_msgs_max),
       inflight_bytes_max_(inflight_bytes_max) {}
 
-void ProgressTracker::SetConfState(const ConfState& cs, Index next_index) {
+void ProgressTracker::SetConfState(const ConfState& cs, Index last_index) {
+  const Index next_index = std::max<Index>(last_index, 1);
   CHECK_OK(ValidateConfState(cs));
   conf_state_ = NormalizeConfState(cs);
   voters_.clear();

@@ -26,9 +26,10 @@ class ProgressTracker {
 
   // Switches to membership `cs` (valid, see ValidateConfState). Members that
   // stay keep their progress (and learners promoted to voters keep theirs);
-  // new members start probing at next_index and count as recently active so
-  // that CheckQuorum does not depose the leader before they could answer.
-  void SetConfState(const ConfState& cs, Index next_index);
+  // new members are probed at the last index (so the first probe carries an
+  // entry and gets an answer at once) and count as recently active so that
+  // CheckQuorum does not depose the leader before they could answer.
+  void SetConfState(const ConfState& cs, Index last_index);
   // The membership, normalized.
   const ConfState& conf_state() const { return conf_state_; }
 

@@ -138,7 +138,7 @@ absl::Status Replica::Load() {
   log_.CommitTo(options_.applied);
   if (options_.applied > log_.applied()) log_.AppliedTo(options_.applied);
   applying_ = log_.applied();
-  tracker_.SetConfState(initial.conf_state, log_.LastIndex() + 1);
+  tracker_.SetConfState(initial.conf_state, log_.LastIndex());
   BecomeFollower(term_, kNoNode);
   prev_hard_state_ = hs;
   prev_soft_state_ = CurrentSoftState();
@@ -633,7 +633,7 @@ absl::StatusOr<bool> Replica::Restore(const Snapshot& snapshot) {
   }
   // Raft §7: discard the log and take the snapshot's state and membership.
   log_.Restore(snapshot);
-  tracker_.SetConfState(md.conf_state(), log_.LastIndex() + 1);
+  tracker_.SetConfState(md.conf_state(), log_.LastIndex());
   return true;
 }
 
@@ -941,15 +941,22 @@ absl::StatusOr<Index> Replica::Propose(std::string data) {
 
 absl::StatusOr<Index> Replica::ProposeConfChange(const ConfChange& change) {
   absl::Status s = CheckProposable(true);
-  if (s.ok()) s = ApplyConfChangeTo(tracker_.conf_state(), change).status();
-  if (!s.ok()) {
+  absl::StatusOr<ConfState> next =
+      s.ok() ? ApplyConfChangeTo(tracker_.conf_state(), change)
+             : absl::StatusOr<ConfState>(s);
+  if (!next.ok()) {
     ++stats_.proposals_refused;
-    return s;
+    return next.status();
   }
   Wake();
+  // Stamp the resulting membership: every replica applies this entry on the
+  // same previous membership (one change pending at a time), except a new
+  // member replaying the log with none, which adopts it.
+  ConfChange stamped = change;
+  *stamped.mutable_conf_state() = *std::move(next);
   Entry entry;
   entry.set_type(ENTRY_CONF_CHANGE);
-  entry.set_data(change.SerializeAsString());
+  entry.set_data(stamped.SerializeAsString());
   if (s = AppendEntry(std::move(entry)); !s.ok()) {
     ++stats_.proposals_refused;
     return s;
@@ -964,14 +971,33 @@ absl::StatusOr<ConfState> Replica::ApplyConfChange(const ConfChange& change) {
     return absl::FailedPreconditionError(
         absl::StrCat("replica halted: ", halt_status_.ToString()));
   }
-  ASSIGN_OR_RETURN(ConfState next,
-                   ApplyConfChangeTo(tracker_.conf_state(), change));
+  const ConfState& current = tracker_.conf_state();
+  ConfState next;
+  if (current.voters().empty() && current.learners().empty() &&
+      change.has_conf_state()) {
+    // A new member replaying the log: it never saw the bootstrap membership.
+    next = NormalizeConfState(change.conf_state());
+    if (absl::Status s = ValidateConfState(next);
+        !s.ok() || next.voters().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "conf change carries an invalid membership ", ConfStateString(next)));
+    }
+  } else {
+    ASSIGN_OR_RETURN(next, ApplyConfChangeTo(current, change));
+    if (change.has_conf_state()) {
+      const ConfState stamped = NormalizeConfState(change.conf_state());
+      CHECK(ConfStateString(stamped) == ConfStateString(next))
+          << "conf change " << ConfChangeString(change) << " applied to "
+          << ConfStateString(current) << " gives " << ConfStateString(next)
+          << " but the leader computed " << ConfStateString(stamped);
+    }
+  }
   RETURN_IF_ERROR(MaybeHalt(SwitchToConfig(next)));
   return next;
 }
 
 absl::Status Replica::SwitchToConfig(const ConfState& cs) {
-  tracker_.SetConfState(cs, log_.LastIndex() + 1);
+  tracker_.SetConfState(cs, log_.LastIndex());
   const Progress* self = tracker_.Find(options_.id);
   if (role_ != Role::kLeader) return absl::OkStatus();
   if (self == nullptr || self->learner()) {
