@@ -47,7 +47,7 @@ void ChannelHost::Shutdown(const absl::Status& status) {
 
 void ChannelHost::Publish(const PubMsg& msg, PublishDone done) {
   last_activity_ns_ = clock_->NowNs();
-  if (!group_->serving()) {
+  if (!Serving()) {
     group_->WhenServing(
         clock_->NowNs() + options_.serving_wait_ns,
         [this, msg, done = std::move(done)](absl::Status status) mutable {
@@ -117,7 +117,7 @@ std::string ChannelHost::NewMemberId() {
 void ChannelHost::Subscribe(const SubscriptionRequest& request,
                             std::shared_ptr<SubscriberStream> stream) {
   last_activity_ns_ = clock_->NowNs();
-  if (!group_->serving()) {
+  if (!Serving()) {
     group_->WhenServing(clock_->NowNs() + options_.serving_wait_ns,
                         [this, request, stream](absl::Status status) mutable {
                           if (!status.ok()) {
@@ -238,14 +238,22 @@ void ChannelHost::StreamEnded(const std::string& member_id) {
   const Subscription* sub = fsm_->FindByMember(member_id);
   if (sub == nullptr) return;
   const uint64_t sub_id = sub->record.sub_id();
-  const uint64_t last_sent =
-      DetachMember(sub_id, member_id, absl::CancelledError("stream ended"));
-  ProposeClose(sub_id, member_id, last_sent, nullptr);
+  // The stream ends only once the close (and the acks before it) are
+  // committed: a client that half-closed learns its position is saved.
+  std::shared_ptr<SubscriberStream> stream;
+  if (auto it = streams_.find(member_id); it != streams_.end()) {
+    stream = std::move(it->second);
+    streams_.erase(it);
+  }
+  const uint64_t last_sent = delivery_->Detach(member_id);
+  ProposeClose(sub_id, member_id, last_sent, [stream](absl::Status status) {
+    if (stream != nullptr) stream->End(status);
+  });
 }
 
 void ChannelHost::Unsubscribe(const UnsubscribeRequest& request,
                               StatusDone done) {
-  if (!group_->serving()) {
+  if (!Serving()) {
     group_->WhenServing(
         clock_->NowNs() + options_.serving_wait_ns,
         [this, request, done = std::move(done)](absl::Status status) mutable {
@@ -303,7 +311,7 @@ void ChannelHost::CloseClientMembers(const std::string& client_id,
                                      const std::string& conn_id,
                                      const absl::Status& stream_status,
                                      StatusDone done) {
-  if (!group_->serving()) {
+  if (!Serving()) {
     group_->WhenServing(clock_->NowNs() + options_.serving_wait_ns,
                         [this, client_id, conn_id, stream_status,
                          done = std::move(done)](absl::Status status) mutable {
@@ -388,6 +396,12 @@ ChannelApplyResult ChannelHost::Apply(const raft::Entry& entry,
 }
 
 void ChannelHost::AfterApplyWritten() { fsm_->MarkWritten(); }
+
+bool ChannelHost::Serving() {
+  if (!group_->serving()) return false;
+  UpdateLeadership();  // serving waiters may run before the loop's update
+  return true;
+}
 
 void ChannelHost::UpdateLeadership() {
   if (delivery_ == nullptr && group_->serving()) {

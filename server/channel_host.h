@@ -109,6 +109,9 @@ class ChannelHost {
     int64_t bytes = 0;
   };
 
+  // Whether requests can be served now (leading, caught up); starts the
+  // leader-side state if that has not happened yet.
+  bool Serving();
   void StartLeading();
   void StopLeading(const absl::Status& status);
   void ProposePublishes();

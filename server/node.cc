@@ -129,9 +129,12 @@ absl::Status Node::Recover() {
     channels_[entry.channel_id()] = std::make_unique<ChannelHost>(
         *std::move(fsm), *std::move(channel_group), host_options_, clock_);
   }
-  const int64_t now = clock_->NowNs();
+  // No client has pinged this process yet: each may be replaced by a new
+  // connection at once (it is not known to be alive), and is dropped if it
+  // does not ping within the remaining grace period.
+  const int64_t seen = clock_->NowNs() - AliveWindowNs();
   for (const auto& [client_id, record] : meta_->clients()) {
-    client_seen_ns_[client_id] = now;  // a fresh grace period after restart
+    client_seen_ns_[client_id] = seen;
   }
   LOG(INFO) << "node recovered node=" << config_.node().id()
             << " channels=" << channels_.size()
@@ -502,6 +505,11 @@ void Node::Close(const CloseRequest& request, StatusDone done) {
   }
 }
 
+int64_t Node::AliveWindowNs() const {
+  // A client is alive when it pinged within one and a half intervals.
+  return config_.clients().ping_interval_ms() * 1500000;
+}
+
 absl::Status Node::CheckClient(const std::string& client_id,
                                const std::string& conn_id) {
   const ClientRecord* client = meta_->FindClient(client_id);
@@ -551,11 +559,9 @@ void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
     return;
   }
   if (existing != nullptr) {
-    // Alive = pinged within 1.5 ping intervals.
-    const int64_t alive_ns = config_.clients().ping_interval_ms() * 1500000;
     auto seen = client_seen_ns_.find(client_id);
     if (seen != client_seen_ns_.end() &&
-        clock_->NowNs() - seen->second < alive_ns) {
+        clock_->NowNs() - seen->second < AliveWindowNs()) {
       done(absl::AlreadyExistsError(absl::StrCat(
           "client id '", client_id, "' is already connected and alive")));
       return;

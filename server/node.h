@@ -124,6 +124,7 @@ class Node {
   void DropClient(const std::string& client_id, const std::string& conn_id,
                   const absl::Status& stream_status, StatusDone done);
   void ExpireClients(int64_t now_ns);
+  int64_t AliveWindowNs() const;
   // OK when the client is registered with that connection (conn_id empty
   // matches any); NOT_FOUND otherwise. Counts as client activity.
   absl::Status CheckClient(const std::string& client_id,

@@ -227,6 +227,9 @@ class SubscribeState : public SubscriberStream {
 
   // Reactor side.
   void Acks(std::vector<uint64_t> seqs);
+  // The client half-closed: a started subscription is closed by the node,
+  // which then ends the stream; otherwise the stream ends now.
+  void HalfClosed();
   // The client went away (half-close, cancel, failed write): tells the node
   // once, and ends the stream with `status`.
   void ClientGone(const absl::Status& status);
@@ -271,7 +274,9 @@ class SubscribeReactor
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      state_->ClientGone(absl::OkStatus());
+      // Half-close: the node closes the subscription and ends the stream
+      // once that is committed (at once if nothing was started).
+      state_->HalfClosed();
       return;
     }
     if (!have_request_) {
@@ -391,6 +396,26 @@ void SubscribeState::Acks(std::vector<uint64_t> seqs) {
     member_id = member_id_;
   }
   node_->SubscriptionAcks(channel_id, std::move(member_id), std::move(seqs));
+}
+
+void SubscribeState::HalfClosed() {
+  bool report = false;
+  uint64_t channel_id = 0;
+  std::string member_id;
+  {
+    absl::MutexLock lock(&mu_);
+    if (started_ && !gone_reported_ && !ending_) {
+      gone_reported_ = true;
+      report = true;
+      channel_id = channel_id_;
+      member_id = member_id_;
+    }
+  }
+  if (report) {
+    node_->SubscriptionEnded(channel_id, std::move(member_id));
+  } else {
+    End(absl::OkStatus());
+  }
 }
 
 void SubscribeState::ClientGone(const absl::Status& status) {
