@@ -77,7 +77,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
         status.code(),
         absl::StrCat("connect to ", server, ": ", status.message()));
     if (!Unreachable(status.code())) return last_error;
-    LOG(INFO) << "connect failed, trying the next server: " << last_error;
+    if (&server != &options.servers.back()) {
+      LOG(INFO) << "connect failed, trying the next server: " << last_error;
+    }
   }
   return last_error;
 }
@@ -197,8 +199,10 @@ void Connection::PingLoop() {
     request.set_conn_id(session_->conn_id);
     PingResponse response;
     grpc::ClientContext context;
-    // A ping slower than the interval counts as missed.
-    context.set_deadline(DeadlineAfter(ping_interval_));
+    // A ping unanswered for an interval (at least connect_timeout, so that
+    // short test intervals do not fail on a busy machine) counts as missed.
+    context.set_deadline(DeadlineAfter(
+        std::max(ping_interval_, session_->options.connect_timeout)));
     const absl::Status status =
         FromGrpcStatus(session_->stub->Ping(&context, request, &response));
     if (status.ok()) {

@@ -246,8 +246,9 @@ TEST(CloseTest, DestructorEndsStreamsAndJoinsEveryThread) {
     auto sub2 =
         (*connection)->Subscribe("orders", durable, [](const Message&) {});
     ASSERT_TRUE(sub2.ok()) << sub2.status();
-    // ping + 2 publish + 2 x 3 subscription threads.
-    EXPECT_EQ(CountClientThreads(), 9);
+    // ping + 2 publish + 2 x 3 subscription threads (they name themselves
+    // right after they start).
+    EXPECT_TRUE(Eventually([] { return CountClientThreads() == 9; }));
     connection->reset();
     EXPECT_EQ(CountClientThreads(), 0);
     EXPECT_EQ(server.service().closes().size(), 1u);

@@ -178,7 +178,7 @@ TEST_F(PublisherTest, UnackedPublishesExpireAndFreeTheWindow) {
 
 TEST_F(PublisherTest, FullWindowTimesOutWhileTheServerIsStuck) {
   auto connection = Connect(/*window=*/kStuckFrames + 2,
-                            /*ack_wait=*/absl::Milliseconds(300));
+                            /*ack_wait=*/absl::Seconds(1));
   // The server stops reading: nothing is acked, and the stuck writer
   // cannot expire anything, so the window stays full.
   server_.service().set_pause_reads(true);

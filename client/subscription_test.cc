@@ -157,7 +157,7 @@ TEST_F(SubscriptionTest, ServerRefusalIsReturnedAsItsStatus) {
   EXPECT_EQ(sub.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(sub.status().message(), "durable dur is already in use");
   // No thread is left behind by the failed attempt (only the ping thread).
-  EXPECT_EQ(CountClientThreads(), 1);
+  EXPECT_TRUE(Eventually([] { return CountClientThreads() == 1; }));
 }
 
 TEST_F(SubscriptionTest, RejectsBadOptionsLocally) {
@@ -373,7 +373,8 @@ TEST_F(SubscriptionTest, DestroyingTheHandleClosesTheSubscription) {
   {
     auto sub = connection_->Subscribe("orders", {}, [](const Message&) {});
     ASSERT_TRUE(sub.ok()) << sub.status();
-    EXPECT_EQ(CountClientThreads(), 4);  // ping + 3 subscription threads
+    // ping + 3 subscription threads (named right after they start).
+    EXPECT_TRUE(Eventually([] { return CountClientThreads() == 4; }));
   }
   EXPECT_EQ(CountClientThreads(), 1);
   const auto unsubscribes = server_.service().unsubscribes();
