@@ -72,6 +72,15 @@ class Cluster {
     while (replica.HasReady()) {
       Ready ready = replica.TakeReady();
       ASSERT_TRUE(log(id).Persist(ready).ok());
+      // Figure 2: the vote is on stable storage before the response leaves.
+      for (const Message& m : ready.messages) {
+        if (m.type() != MSG_VOTE_RESPONSE || m.reject()) continue;
+        const HardState& hs = log(id).hard_state();
+        EXPECT_TRUE(hs.term() > m.term() ||
+                    (hs.term() == m.term() && hs.vote() == m.to()))
+            << DescribeMessage(m) << " sent with persisted "
+            << DescribeHardState(hs);
+      }
       for (Message& m : ready.messages) queue_.push_back(std::move(m));
       for (const Entry& e : ready.committed_entries) {
         if (e.type() == ENTRY_CONF_CHANGE) {
