@@ -159,10 +159,12 @@ TEST_F(PublisherTest, UnackedPublishesExpireAndFreeTheWindow) {
   ASSERT_TRUE(connection->PublishAsync("orders", "1", log.Handler()).ok());
   ASSERT_TRUE(connection->PublishAsync("orders", "2", log.Handler()).ok());
   // The window is full until the two held publishes time out (stan.go's
-  // ack timeout); then the third gets in.
-  const absl::Time start = absl::Now();
+  // ack timeout), 300 ms after they were queued; then the third gets in.
+  // Its own wait starts 150 ms later so that it cannot time out first.
+  const absl::Time queued = absl::Now();
+  absl::SleepFor(absl::Milliseconds(150));
   ASSERT_TRUE(connection->PublishAsync("orders", "3", log.Handler()).ok());
-  EXPECT_GE(absl::Now() - start, absl::Milliseconds(250));
+  EXPECT_GE(absl::Now() - queued, absl::Milliseconds(290));
   ASSERT_TRUE(Eventually([&] { return log.size() >= 2; }));
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(log.results()[i].status().code(),
