@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "base/status_macros.h"
 #include "raft/conf_change.h"
+#include "raft/message_check.h"
 
 namespace spate::raft {
 namespace {
@@ -19,14 +20,6 @@ namespace {
 // _max); beyond it ReadIndex returns ResourceExhausted.
 constexpr size_t kPendingReadsMax = 4096;
 
-bool IsVoteRequest(MessageType type) {
-  return type == MSG_VOTE || type == MSG_PRE_VOTE;
-}
-
-bool FromLeader(MessageType type) {
-  return type == MSG_APPEND || type == MSG_HEARTBEAT || type == MSG_SNAPSHOT;
-}
-
 absl::Status NotLeaderError(NodeId leader, Role role) {
   absl::Status status = absl::FailedPreconditionError(absl::StrCat(
       "not the leader (", RoleName(role), ", leader ", leader, ")"));
@@ -34,32 +27,6 @@ absl::Status NotLeaderError(NodeId leader, Role role) {
     status.SetPayload(kLeaderHintPayload, absl::Cord(absl::StrCat(leader)));
   }
   return status;
-}
-
-// Checks MSG_APPEND's entries: contiguous after (index, log_term), with
-// terms non-decreasing and at most the message's term.
-bool ValidAppend(const Message& m) {
-  if (m.log_term() > m.term() || (m.index() == 0 && m.log_term() != 0)) {
-    return false;
-  }
-  Term prev_term = m.log_term();
-  for (int i = 0; i < m.entries_size(); ++i) {
-    const Entry& e = m.entries(i);
-    if (e.index() != m.index() + 1 + i || e.term() < prev_term ||
-        e.term() > m.term() || !EntryType_IsValid(e.type())) {
-      return false;
-    }
-    prev_term = e.term();
-  }
-  return true;
-}
-
-bool ValidSnapshot(const Message& m, NodeId self) {
-  const SnapshotMetadata& md = m.snapshot().metadata();
-  const ConfState& cs = md.conf_state();
-  return md.index() >= 1 && md.term() >= 1 && md.term() <= m.term() &&
-         ValidateConfState(cs).ok() && !cs.voters().empty() &&
-         (IsVoter(cs, self) || IsLearner(cs, self));
 }
 
 bool SameHardState(const HardState& a, const HardState& b) {
@@ -105,6 +72,8 @@ Replica::Replica(const ReplicaOptions& options, const LogReader* reader)
       reader_(reader),
       log_(reader),
       tracker_(options.inflight_msgs_max, options.inflight_bytes_max),
+      outbox_(options.id, options.group, &term_),
+      replicator_(&options_, &log_, &tracker_, &outbox_, &stats_),
       prng_(PrngSeed(options)) {}
 
 absl::Status Replica::Load() {
@@ -212,7 +181,7 @@ absl::Status Replica::BecomeLeader() {
   noop.set_type(ENTRY_NORMAL);
   RETURN_IF_ERROR(AppendEntry(std::move(noop)));
   pending_conf_index_ = log_.LastIndex();
-  return BcastAppend();
+  return replicator_.BcastAppend();
 }
 
 // ---------------------------------------------------------------------------
@@ -278,7 +247,7 @@ absl::Status Replica::StartCampaign(CampaignType type) {
     m.set_index(last_index);
     m.set_log_term(last_term);
     m.set_leader_transfer(type == CampaignType::kTransfer);
-    Send(std::move(m));
+    outbox_.Send(std::move(m));
   }
   return absl::OkStatus();
 }
@@ -315,7 +284,7 @@ absl::Status Replica::HandleVoteRequest(const Message& m) {
     reply.set_term(term_);
     reply.set_reject(true);
   }
-  Send(std::move(reply));
+  outbox_.Send(std::move(reply));
   return absl::OkStatus();
 }
 
@@ -340,54 +309,6 @@ absl::Status Replica::HandleVoteResponse(const Message& m) {
 // ---------------------------------------------------------------------------
 // Step
 
-DropReason Replica::Validate(const Message& m) const {
-  if (m.group() != options_.group) return DropReason::kWrongGroup;
-  if (m.to() != options_.id) return DropReason::kWrongRecipient;
-  if (m.from() == kNoNode || m.from() == options_.id || m.term() == 0) {
-    return DropReason::kMalformed;
-  }
-  switch (m.type()) {
-    case MSG_APPEND:
-      if (!ValidAppend(m)) return DropReason::kMalformed;
-      break;
-    case MSG_APPEND_RESPONSE:
-      if (m.reject() && m.reject_hint() > m.index()) {
-        return DropReason::kMalformed;
-      }
-      break;
-    case MSG_VOTE:
-    case MSG_PRE_VOTE:
-      if (m.log_term() > m.term()) return DropReason::kMalformed;
-      break;
-    case MSG_SNAPSHOT:
-      if (!ValidSnapshot(m, options_.id)) return DropReason::kMalformed;
-      break;
-    case MSG_VOTE_RESPONSE:
-    case MSG_PRE_VOTE_RESPONSE:
-    case MSG_HEARTBEAT:
-    case MSG_HEARTBEAT_RESPONSE:
-    case MSG_TIMEOUT_NOW:
-    case MSG_READ_INDEX:
-    case MSG_READ_INDEX_RESPONSE:
-      break;
-    default:
-      return DropReason::kMalformed;
-  }
-  const ConfState& cs = tracker_.conf_state();
-  const bool has_config = !cs.voters().empty() || !cs.learners().empty();
-  if (has_config && !tracker_.IsMember(m.from())) {
-    // A leader or candidate we do not know yet may be legitimate: our
-    // configuration lags until we apply the change that added it, and
-    // refusing it could block elections (cf. etcd's note on learners
-    // voting). Responses and reads need a known member.
-    if (!FromLeader(m.type()) && !IsVoteRequest(m.type()) &&
-        m.type() != MSG_TIMEOUT_NOW) {
-      return DropReason::kUnknownPeer;
-    }
-  }
-  return DropReason::kCount;
-}
-
 absl::Status Replica::Drop(DropReason reason, const Message& m) {
   ++stats_.dropped[static_cast<size_t>(reason)];
   switch (reason) {
@@ -406,7 +327,8 @@ absl::Status Replica::Drop(DropReason reason, const Message& m) {
 
 absl::Status Replica::Step(const Message& message) {
   if (halted()) return Drop(DropReason::kHalted, message);
-  const DropReason reason = Validate(message);
+  const DropReason reason =
+      CheckMessage(message, options_.id, options_.group, tracker_);
   if (reason != DropReason::kCount) return Drop(reason, message);
   const bool keeps_quiet =
       (message.type() == MSG_HEARTBEAT && message.quiesce()) ||
@@ -449,7 +371,7 @@ absl::Status Replica::StepByTerm(const Message& m, bool* done) {
       // carries the term we asked for.
     } else {
       // Raft §5.1: a higher term makes us a follower in that term.
-      BecomeFollower(m.term(), FromLeader(m.type()) ? m.from() : kNoNode);
+      BecomeFollower(m.term(), IsFromLeader(m.type()) ? m.from() : kNoNode);
     }
     return absl::OkStatus();
   }
@@ -463,14 +385,14 @@ absl::Status Replica::StepByTerm(const Message& m, bool* done) {
       Message reply;
       reply.set_type(MSG_APPEND_RESPONSE);
       reply.set_to(m.from());
-      Send(std::move(reply));
+      outbox_.Send(std::move(reply));
     } else if (m.type() == MSG_PRE_VOTE) {
       // Reject explicitly so the pre-candidate learns our term.
       Message reply;
       reply.set_type(MSG_PRE_VOTE_RESPONSE);
       reply.set_to(m.from());
       reply.set_reject(true);
-      Send(std::move(reply));
+      outbox_.Send(std::move(reply));
     }
     return Drop(DropReason::kStaleTerm, m);
   }
@@ -560,7 +482,7 @@ absl::Status Replica::HandleAppend(const Message& m) {
   if (m.index() < log_.committed()) {
     // Everything up to our commit index matches already.
     reply.set_index(log_.committed());
-    Send(std::move(reply));
+    outbox_.Send(std::move(reply));
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(
@@ -568,7 +490,7 @@ absl::Status Replica::HandleAppend(const Message& m) {
       log_.MaybeAppend(m.index(), m.log_term(), m.commit(), m.entries()));
   if (last_new.has_value()) {
     reply.set_index(*last_new);
-    Send(std::move(reply));
+    outbox_.Send(std::move(reply));
     return absl::OkStatus();
   }
   // Raft §5.3 consistency check failed. Hint the largest (index, term) at
@@ -582,7 +504,7 @@ absl::Status Replica::HandleAppend(const Message& m) {
   reply.set_reject_hint(hint.first);
   reply.set_log_term(hint.second);
   ++stats_.append_rejects_sent;
-  Send(std::move(reply));
+  outbox_.Send(std::move(reply));
   return absl::OkStatus();
 }
 
@@ -602,7 +524,7 @@ absl::Status Replica::HandleHeartbeat(const Message& m) {
   reply.set_type(MSG_HEARTBEAT_RESPONSE);
   reply.set_to(m.from());
   reply.set_context(m.context());
-  Send(std::move(reply));
+  outbox_.Send(std::move(reply));
   return absl::OkStatus();
 }
 
@@ -617,7 +539,7 @@ absl::Status Replica::HandleSnapshot(const Message& m) {
   } else {
     reply.set_index(log_.committed());
   }
-  Send(std::move(reply));
+  outbox_.Send(std::move(reply));
   return absl::OkStatus();
 }
 
@@ -653,7 +575,7 @@ absl::Status Replica::HandleAppendResponse(const Message& m, Progress* pr) {
     }
     if (pr->MaybeDecrTo(m.index(), next_probe)) {
       if (pr->state() == ProgressState::kReplicate) pr->BecomeProbe();
-      return SendAppend(m.from());
+      return replicator_.SendAppend(m.from());
     }
     return absl::OkStatus();
   }
@@ -680,13 +602,14 @@ absl::Status Replica::HandleAppendResponse(const Message& m, Progress* pr) {
   ASSIGN_OR_RETURN(const bool committed, MaybeCommit());
   if (committed) {
     RETURN_IF_ERROR(ReleasePendingReads());
-    RETURN_IF_ERROR(BcastAppend());
+    RETURN_IF_ERROR(replicator_.BcastAppend());
   } else if (pr->CanBumpCommit(log_.committed())) {
-    RETURN_IF_ERROR(SendAppend(m.from()));
+    RETURN_IF_ERROR(replicator_.SendAppend(m.from()));
   }
   // The window may have opened: send what we can without empty messages.
   for (;;) {
-    ASSIGN_OR_RETURN(const bool sent, MaybeSendAppend(m.from(), false));
+    ASSIGN_OR_RETURN(const bool sent,
+                     replicator_.MaybeSendAppend(m.from(), false));
     if (!sent) break;
   }
   if (m.from() == lead_transferee_ && pr->match() == log_.LastIndex()) {
@@ -701,7 +624,7 @@ absl::Status Replica::HandleHeartbeatResponse(const Message& m, Progress* pr) {
   // Retry a lost append (or a full window whose messages were all lost).
   if (pr->match() < log_.LastIndex() || pr->state() == ProgressState::kProbe) {
     Wake();
-    RETURN_IF_ERROR(SendAppend(m.from()));
+    RETURN_IF_ERROR(replicator_.SendAppend(m.from()));
   }
   if (m.context().empty()) return absl::OkStatus();
   const std::optional<uint64_t> read_id = ReadOnly::DecodeId(m.context());
@@ -732,7 +655,7 @@ absl::Status Replica::HandleReadIndexRequest(NodeId from, std::string context) {
   const uint64_t read_id =
       read_only_.Add(log_.committed(), from, std::move(context));
   read_only_.RecvAck(read_id, options_.id);
-  BcastHeartbeat(ReadOnly::EncodeId(read_id), /*quiesce=*/false);
+  replicator_.BcastHeartbeat(ReadOnly::EncodeId(read_id), /*quiesce=*/false);
   return absl::OkStatus();
 }
 
@@ -747,7 +670,7 @@ void Replica::AnswerRead(NodeId from, Index index, std::string context) {
   m.set_to(from);
   m.set_index(index);
   m.set_context(std::move(context));
-  Send(std::move(m));
+  outbox_.Send(std::move(m));
 }
 
 absl::Status Replica::ReleasePendingReads() {
@@ -788,101 +711,11 @@ absl::StatusOr<bool> Replica::MaybeCommit() {
   return log_.MaybeCommit(tracker_.Committed(), term_);
 }
 
-absl::StatusOr<bool> Replica::MaybeSendAppend(NodeId to, bool send_if_empty) {
-  Progress* pr = tracker_.Find(to);
-  CHECK(pr != nullptr);
-  if (pr->IsPaused()) return false;
-  const Index prev_index = pr->next() - 1;
-  auto prev_term = log_.TermAt(prev_index);
-  if (!prev_term.ok()) {
-    if (!IsBenignLogError(prev_term.status())) return prev_term.status();
-    return MaybeSendSnapshot(to, pr);  // compacted: catch up by snapshot
-  }
-  std::vector<Entry> entries;
-  // A full window in replicate still sends empty appends (commit updates),
-  // so a window whose messages were all lost does not stall forever.
-  if (pr->state() != ProgressState::kReplicate || !pr->inflights().Full()) {
-    absl::Status s = log_.Slice(pr->next(), log_.LastIndex() + 1,
-                                options_.append_bytes_max, &entries);
-    if (absl::IsOutOfRange(s)) return MaybeSendSnapshot(to, pr);
-    RETURN_IF_ERROR(s);
-  }
-  if (entries.empty() && !send_if_empty) return false;
-  Message m;
-  m.set_type(MSG_APPEND);
-  m.set_to(to);
-  m.set_index(prev_index);
-  m.set_log_term(*prev_term);
-  m.set_commit(log_.committed());
-  uint64_t bytes = 0;
-  m.mutable_entries()->Reserve(static_cast<int>(entries.size()));
-  for (Entry& e : entries) {
-    bytes += EntryBytes(e);
-    *m.add_entries() = std::move(e);
-  }
-  pr->SentEntries(entries.size(), bytes);
-  pr->SentCommit(log_.committed());
-  Send(std::move(m));
-  return true;
-}
-
-absl::Status Replica::SendAppend(NodeId to) {
-  return MaybeSendAppend(to, true).status();
-}
-
-absl::StatusOr<bool> Replica::MaybeSendSnapshot(NodeId to, Progress* pr) {
-  // Do not ship a snapshot to a follower that may be down.
-  if (!pr->recent_active()) return false;
-  auto snapshot = log_.GetSnapshot();
-  if (!snapshot.ok()) {
-    // The host may be building one: try again later.
-    if (absl::IsUnavailable(snapshot.status())) return false;
-    return snapshot.status();
-  }
-  const Index index = snapshot->metadata().index();
-  if (index == 0) {
-    return absl::DataLossError(
-        "log is compacted but the LogReader has no snapshot");
-  }
-  pr->BecomeSnapshot(index);
-  Message m;
-  m.set_type(MSG_SNAPSHOT);
-  m.set_to(to);
-  *m.mutable_snapshot() = std::move(*snapshot);
-  ++stats_.snapshots_sent;
-  Send(std::move(m));
-  return true;
-}
-
-absl::Status Replica::BcastAppend() {
-  for (const auto& [id, pr] : tracker_.progress()) {
-    if (id == options_.id) continue;
-    RETURN_IF_ERROR(SendAppend(id));
-  }
-  return absl::OkStatus();
-}
-
-void Replica::BcastHeartbeat(const std::string& context, bool quiesce) {
-  for (auto& [id, pr] : tracker_.mutable_progress()) {
-    if (id == options_.id) continue;
-    // Never tell a follower to commit beyond what it is known to hold.
-    const Index commit = std::min(pr.match(), log_.committed());
-    Message m;
-    m.set_type(MSG_HEARTBEAT);
-    m.set_to(id);
-    m.set_commit(commit);
-    m.set_context(context);
-    m.set_quiesce(quiesce);
-    pr.SentCommit(commit);
-    Send(std::move(m));
-  }
-}
-
 void Replica::SendTimeoutNow(NodeId to) {
   Message m;
   m.set_type(MSG_TIMEOUT_NOW);
   m.set_to(to);
-  Send(std::move(m));
+  outbox_.Send(std::move(m));
 }
 
 bool Replica::CommittedEntryInCurrentTerm() const {
@@ -1012,11 +845,12 @@ absl::Status Replica::SwitchToConfig(const ConfState& cs) {
   ASSIGN_OR_RETURN(const bool committed, MaybeCommit());
   if (committed) {
     RETURN_IF_ERROR(ReleasePendingReads());
-    return BcastAppend();
+    return replicator_.BcastAppend();
   }
   for (const auto& [id, pr] : tracker_.progress()) {
     if (id == options_.id) continue;
-    RETURN_IF_ERROR(MaybeSendAppend(id, false).status());  // probe new ones
+    RETURN_IF_ERROR(
+        replicator_.MaybeSendAppend(id, false).status());  // probe new ones
   }
   return absl::OkStatus();
 }
@@ -1041,7 +875,7 @@ absl::Status Replica::TransferLeadership(NodeId to) {
     SendTimeoutNow(to);
     return absl::OkStatus();
   }
-  return MaybeHalt(SendAppend(to));
+  return MaybeHalt(replicator_.SendAppend(to));
 }
 
 absl::Status Replica::ReadIndex(std::string context) {
@@ -1058,7 +892,7 @@ absl::Status Replica::ReadIndex(std::string context) {
   m.set_type(MSG_READ_INDEX);
   m.set_to(leader_);
   m.set_context(std::move(context));
-  Send(std::move(m));
+  outbox_.Send(std::move(m));
   return absl::OkStatus();
 }
 
@@ -1151,10 +985,10 @@ void Replica::TickHeartbeat() {
   }
   if (heartbeat_elapsed_ >= options_.heartbeat_ticks) {
     heartbeat_elapsed_ = 0;
-    BcastHeartbeat(read_only_.empty()
-                       ? std::string()
-                       : ReadOnly::EncodeId(read_only_.last_id()),
-                   /*quiesce=*/false);
+    replicator_.BcastHeartbeat(read_only_.empty()
+                                   ? std::string()
+                                   : ReadOnly::EncodeId(read_only_.last_id()),
+                               /*quiesce=*/false);
   }
 }
 
@@ -1167,7 +1001,7 @@ void Replica::ResetRandomizedElectionTimeout() {
 bool Replica::Quiescent() const {
   if (role_ != Role::kLeader || halted() || lead_transferee_ != kNoNode ||
       !read_only_.empty() || !deferred_reads_.empty() || append_pending_ ||
-      !msgs_.empty() || ready_in_flight_ ||
+      !outbox_.empty() || ready_in_flight_ ||
       !log_.unstable().entries().empty()) {
     return false;
   }
@@ -1189,7 +1023,7 @@ void Replica::Quiesce() {
   CHECK(Quiescent()) << "Quiesce on a replica that is not quiescent";
   quiesced_ = true;
   // Tell followers; they stop being ticked once caught up.
-  BcastHeartbeat(std::string(), /*quiesce=*/true);
+  replicator_.BcastHeartbeat(std::string(), /*quiesce=*/true);
 }
 
 void Replica::Wake() {
@@ -1220,7 +1054,7 @@ HardState Replica::CurrentHardState() const {
 bool Replica::HasReady() const {
   if (ready_in_flight_) return false;
   const Unstable& unstable = log_.unstable();
-  return append_pending_ || !msgs_.empty() || !read_states_.empty() ||
+  return append_pending_ || !outbox_.empty() || !read_states_.empty() ||
          !unstable.entries().empty() || unstable.snapshot().has_value() ||
          !SameHardState(CurrentHardState(), prev_hard_state_) ||
          CurrentSoftState() != prev_soft_state_ ||
@@ -1231,7 +1065,8 @@ Ready Replica::TakeReady() {
   CHECK(!ready_in_flight_) << "TakeReady before Advance of the previous one";
   if (append_pending_) {
     append_pending_ = false;
-    if (role_ == Role::kLeader) MaybeHalt(BcastAppend()).IgnoreError();
+    if (role_ == Role::kLeader)
+      MaybeHalt(replicator_.BcastAppend()).IgnoreError();
   }
   Ready ready;
   const Unstable& unstable = log_.unstable();
@@ -1245,7 +1080,7 @@ Ready Replica::TakeReady() {
   if (CurrentSoftState() != prev_soft_state_) {
     ready.soft_state = CurrentSoftState();
   }
-  ready.messages.swap(msgs_);
+  outbox_.TakeAll(&ready.messages);
   ready.read_states.swap(read_states_);
   if (!halted() && log_.HasCommittedAfter(applying_)) {
     // Every unstable entry is in this Ready, so what commits here is
@@ -1335,7 +1170,7 @@ void Replica::Advance(const Ready& ready) {
       absl::Status s = committed.status();
       if (s.ok() && *committed) {
         s = ReleasePendingReads();
-        if (s.ok()) s = BcastAppend();
+        if (s.ok()) s = replicator_.BcastAppend();
       }
       MaybeHalt(s).IgnoreError();  // halted(): the host stops the group
     }
@@ -1344,15 +1179,6 @@ void Replica::Advance(const Ready& ready) {
 
 // ---------------------------------------------------------------------------
 // Plumbing
-
-void Replica::Send(Message m) {
-  CHECK(m.to() != kNoNode && m.to() != options_.id)
-      << "message to " << m.to() << " from " << options_.id;
-  m.set_group(options_.group);
-  m.set_from(options_.id);
-  if (m.term() == 0) m.set_term(term_);
-  msgs_.push_back(std::move(m));
-}
 
 absl::Status Replica::MaybeHalt(absl::Status status) {
   if (status.ok() || halted()) return status;

@@ -98,6 +98,7 @@
 #include "raft/read_only.h"
 #include "raft/ready.h"
 #include "raft/replica_status.h"
+#include "raft/replicator.h"
 #include "raft/types.h"
 
 namespace spate::raft {
@@ -149,9 +150,14 @@ class Replica {
   absl::StatusOr<Index> ProposeConfChange(const ConfChange& change);
 
   // Applies a committed conf change (host, while applying the entry, before
-  // Advance). Returns the new ConfState to persist; an error (the change is
+  // Advance): the ConfChange parsed from the entry's data. Returns the new
+  // ConfState to persist with the applied index; an error (the change is
   // invalid against the current configuration, which then stays) is the
-  // same on every replica, since all apply the same log.
+  // same on every replica, since all apply the same log. Entries proposed by
+  // ProposeConfChange carry the resulting membership (conf_state): a
+  // replica with an empty membership (a new member replaying the log from
+  // index 1, which never saw the bootstrap membership) adopts it; any other
+  // replica CHECKs that its own result agrees.
   absl::StatusOr<ConfState> ApplyConfChange(const ConfChange& change);
 
   // Leader only: hands leadership to voter `to` once it is caught up (it
@@ -256,23 +262,16 @@ class Replica {
   absl::Status ReleasePendingReads();
   absl::Status AppendEntry(Entry&& entry);
   absl::StatusOr<bool> MaybeCommit();
-  absl::StatusOr<bool> MaybeSendAppend(NodeId to, bool send_if_empty);
-  absl::Status SendAppend(NodeId to);
-  absl::StatusOr<bool> MaybeSendSnapshot(NodeId to, Progress* pr);
-  absl::Status BcastAppend();
-  void BcastHeartbeat(const std::string& context, bool quiesce);
   void SendTimeoutNow(NodeId to);
   bool CommittedEntryInCurrentTerm() const;
   absl::Status CheckProposable(bool conf_change) const;
   absl::Status SwitchToConfig(const ConfState& cs);
 
   // Plumbing.
-  void Send(Message m);
   void TickElection();
   void TickHeartbeat();
   void ResetRandomizedElectionTimeout();
   void Wake();
-  DropReason Validate(const Message& m) const;
   absl::Status Drop(DropReason reason, const Message& m);
   // Halts on a non-benign storage error; returns `status` unchanged.
   absl::Status MaybeHalt(absl::Status status);
@@ -284,6 +283,8 @@ class Replica {
   const LogReader* reader_;
   RaftLog log_;
   ProgressTracker tracker_;
+  Outbox outbox_;  // messages for the next Ready
+  Replicator replicator_;
   ReadOnly read_only_;
   base::Prng prng_;
 
@@ -317,8 +318,7 @@ class Replica {
   // Non-OK once halted (see the class comment).
   absl::Status halt_status_;
 
-  // Output waiting for the next Ready.
-  std::vector<Message> msgs_;
+  // ReadIndex answers waiting for the next Ready.
   std::vector<ReadState> read_states_;
 
   // Ready bookkeeping. prev_hard_state_ is the hard state last handed out
