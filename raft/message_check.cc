@@ -23,15 +23,17 @@ bool ValidAppend(const Message& m) {
   return true;
 }
 
-bool ValidSnapshot(const Message& m, NodeId self) {
+// The snapshot's membership need not contain the recipient: a new member
+// may be sent a snapshot taken before the change that added it, and learns
+// its addition from the entries after it.
+bool ValidSnapshot(const Message& m) {
   const SnapshotMetadata& md = m.snapshot().metadata();
   const ConfState& cs = md.conf_state();
   return md.index() >= 1 && md.term() >= 1 && md.term() <= m.term() &&
-         ValidateConfState(cs).ok() && !cs.voters().empty() &&
-         (IsVoter(cs, self) || IsLearner(cs, self));
+         ValidateConfState(cs).ok() && !cs.voters().empty();
 }
 
-bool ValidFields(const Message& m, NodeId self) {
+bool ValidFields(const Message& m) {
   switch (m.type()) {
     case MSG_APPEND:
       return ValidAppend(m);
@@ -41,7 +43,7 @@ bool ValidFields(const Message& m, NodeId self) {
     case MSG_PRE_VOTE:
       return m.log_term() <= m.term();
     case MSG_SNAPSHOT:
-      return ValidSnapshot(m, self);
+      return ValidSnapshot(m);
     case MSG_VOTE_RESPONSE:
     case MSG_PRE_VOTE_RESPONSE:
     case MSG_HEARTBEAT:
@@ -64,7 +66,7 @@ DropReason CheckMessage(const Message& m, NodeId self, GroupId group,
   if (m.from() == kNoNode || m.from() == self || m.term() == 0) {
     return DropReason::kMalformed;
   }
-  if (!ValidFields(m, self)) return DropReason::kMalformed;
+  if (!ValidFields(m)) return DropReason::kMalformed;
   const ConfState& cs = tracker.conf_state();
   const bool joining = cs.voters().empty() && cs.learners().empty();
   if (!joining && !tracker.IsMember(m.from()) && !IsFromLeader(m.type()) &&

@@ -30,7 +30,7 @@ inline bool IsVoteRequest(MessageType type) {
 //   contradict each other: append entries not contiguous after (index,
 //   log_term) or with terms outside [log_term, term]; a rejection hint above
 //   the rejected index; a vote request whose log term exceeds its term; a
-//   snapshot without index/term/voters or whose membership lacks `self`;
+//   snapshot without index, term or voters;
 // - kUnknownPeer: the sender is not a member and the type needs one.
 //   Leaders (append, heartbeat, snapshot, timeout-now) and candidates (vote
 //   requests) are accepted from non-members: this replica's membership may

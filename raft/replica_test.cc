@@ -369,6 +369,55 @@ TEST(ReplicaTest, DataLossHaltsInsteadOfCrashing) {
   EXPECT_EQ(host.replica->stats().dropped_of(DropReason::kHalted), 1u);
 }
 
+TEST(ReplicaTest, DataLossWhileHandingOutCommittedEntriesHalts) {
+  Host host(1, Voters({1, 2, 3}));
+  Message app = Valid(MSG_APPEND);
+  for (Index i = 1; i <= 3; ++i) {
+    Entry* e = app.add_entries();
+    e->set_index(i);
+    e->set_term(1);
+    e->set_data("e");
+  }
+  ASSERT_TRUE(host.replica->Step(app).ok());
+  host.ProcessAll();
+  host.log.InjectDataLoss(2);
+  // The leader says 1..3 are committed; reading them back fails.
+  Message hb = Valid(MSG_HEARTBEAT);
+  hb.set_commit(3);
+  ASSERT_TRUE(host.replica->Step(hb).ok());
+  ASSERT_TRUE(host.replica->HasReady());
+  Ready ready = host.replica->TakeReady();
+  EXPECT_TRUE(ready.committed_entries.empty());
+  EXPECT_TRUE(host.replica->halted());
+  EXPECT_EQ(host.replica->Status().halt_status.code(),
+            absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(host.log.Persist(ready).ok());
+  host.replica->Advance(ready);
+  EXPECT_TRUE(CheckInvariants(*host.replica).ok());
+  EXPECT_EQ(host.replica->log().applied(), 0u);
+}
+
+TEST(ReplicaTest, ReadIndexQueueIsBounded) {
+  Host host(1, Voters({1, 2, 3}));
+  ASSERT_TRUE(host.replica->Campaign().ok());
+  host.ProcessAll();
+  Message vote = Valid(MSG_PRE_VOTE_RESPONSE);
+  ASSERT_TRUE(host.replica->Step(vote).ok());
+  host.ProcessAll();
+  vote.set_type(MSG_VOTE_RESPONSE);
+  ASSERT_TRUE(host.replica->Step(vote).ok());
+  ASSERT_EQ(host.replica->role(), Role::kLeader);
+  // Until the no-op commits, reads wait; the queue has a bound.
+  absl::Status status;
+  int accepted = 0;
+  for (; accepted < 10000; ++accepted) {
+    status = host.replica->ReadIndex("r");
+    if (!status.ok()) break;
+  }
+  EXPECT_EQ(accepted, 4096);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted);
+}
+
 TEST(ReplicaTest, LeaderQuiescesAndWakesOnTick) {
   Host host(1, Voters({1}));
   ASSERT_TRUE(host.replica->Campaign().ok());
