@@ -299,6 +299,9 @@ absl::Status SubscriptionStream::End(EndMode mode) {
     }
     state_ = State::kEnding;
     stop_dispatch_ = true;
+    // The server may end the stream as soon as it has the Unsubscribe RPC;
+    // that end was asked for, not a loss.
+    requested_end_ = true;
   }
   JoinUnlessSelf(&dispatcher_);
   {

@@ -369,6 +369,24 @@ TEST_F(SubscriptionTest, LostStreamRunsTheLostHandlerOnce) {
   EXPECT_EQ(calls.load(), 1);
 }
 
+TEST_F(SubscriptionTest, ServerEndingTheStreamAfterUnsubscribeIsNoLoss) {
+  server_.service().set_cancel_stream_on_unsubscribe(true);
+  std::atomic<int> lost_calls{0};
+  SubscribeOptions options;
+  options.durable_name = "dur";
+  options.lost_handler = [&](const absl::Status&) { ++lost_calls; };
+  auto closed =
+      connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  auto removed =
+      connection_->Subscribe("other", options, [](const Message&) {});
+  ASSERT_TRUE(removed.ok()) << removed.status();
+  EXPECT_TRUE((*closed)->Close().ok());
+  EXPECT_TRUE((*removed)->Unsubscribe().ok());
+  EXPECT_EQ(lost_calls.load(), 0);
+  EXPECT_EQ(server_.service().unsubscribes().size(), 2u);
+}
+
 TEST_F(SubscriptionTest, DestroyingTheHandleClosesTheSubscription) {
   {
     auto sub = connection_->Subscribe("orders", {}, [](const Message&) {});

@@ -56,6 +56,11 @@ void FakeStreaming::set_subscribe_status(grpc::Status status) {
   subscribe_status_ = std::move(status);
 }
 
+void FakeStreaming::set_cancel_stream_on_unsubscribe(bool cancel) {
+  absl::MutexLock lock(&mu_);
+  cancel_stream_on_unsubscribe_ = cancel;
+}
+
 void FakeStreaming::Deliver(int stream_index, std::vector<MsgProto> msgs) {
   absl::MutexLock lock(&mu_);
   CHECK_LT(stream_index, static_cast<int>(subscribe_streams_.size()));
@@ -321,6 +326,15 @@ grpc::Status FakeStreaming::Unsubscribe(grpc::ServerContext* context,
                                         UnsubscribeResponse* response) {
   absl::MutexLock lock(&mu_);
   unsubscribes_.push_back(*request);
+  if (cancel_stream_on_unsubscribe_) {
+    // Subscription ids are "sub-<index>" (see Subscribe).
+    for (size_t i = 0; i < subscribe_streams_.size(); ++i) {
+      if (request->subscription_id() == absl::StrCat("sub-", i) &&
+          subscribe_streams_[i]->context != nullptr) {
+        subscribe_streams_[i]->context->TryCancel();
+      }
+    }
+  }
   return grpc::Status::OK;
 }
 

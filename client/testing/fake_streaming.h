@@ -44,6 +44,10 @@ class FakeStreaming final : public Streaming::Service {
   // back up in HTTP/2 flow control).
   void set_pause_reads(bool pause);
   void set_subscribe_status(grpc::Status status);
+  // The real server ends a subscription's stream once it handled its
+  // Unsubscribe RPC; the fake can only cancel it (a sync handler cannot
+  // return while its reader waits), which the client sees the same way.
+  void set_cancel_stream_on_unsubscribe(bool cancel);
   // Sends one Delivery of `msgs` on the index-th Subscribe stream (in order
   // of arrival, from 0).
   void Deliver(int stream_index, std::vector<MsgProto> msgs);
@@ -116,6 +120,7 @@ class FakeStreaming final : public Streaming::Service {
   bool hold_acks_ ABSL_GUARDED_BY(mu_) = false;
   bool pause_reads_ ABSL_GUARDED_BY(mu_) = false;
   bool connect_response_set_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancel_stream_on_unsubscribe_ ABSL_GUARDED_BY(mu_) = false;
 
   std::map<std::string, uint64_t> last_sequence_ ABSL_GUARDED_BY(mu_);
   std::vector<ConnectRequest> connect_requests_ ABSL_GUARDED_BY(mu_);

@@ -39,7 +39,8 @@ constexpr char kUsage[] =
 Subscribes to CHANNEL and prints each message as "[#SEQ] DATA", with
 "[redelivered]" before DATA for a redelivery. Runs until --count N messages
 were printed (0: forever) or Ctrl-C, then closes the subscription: a durable
-one keeps its position and resumes after the last printed message next time.
+one keeps its position and resumes after the last printed message when the
+same --client_id subscribes with the same --durable name again.
 With --count, only the printed messages are acked (the rest are redelivered
 later). --unsubscribe deletes the subscription on exit instead.)";
 
