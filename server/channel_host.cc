@@ -149,12 +149,30 @@ void ChannelHost::DoSubscribe(const SubscriptionRequest& request,
   create.set_ack_wait_ms(int64_t{request.ack_wait_in_secs()} * 1000);
   create.set_start_sequence(*start);
   create.set_member_id(NewMemberId());
-  if (absl::Status status = fsm_->CheckSubscriptionCreate(create);
-      !status.ok()) {
-    stream->End(status);
-    return;
-  }
   const Subscription* existing = fsm_->FindExisting(create);
+  bool stale_closed = false;
+  if (existing != nullptr && !existing->queue() && existing->online()) {
+    // A durable still attached to a connection that is gone (its close is
+    // on the way): close that member first; log order makes the create
+    // below find the durable offline.
+    const MemberRecord& member = existing->record.members(0);
+    if (!options_.connection_alive(member.client_id(), member.conn_id())) {
+      const uint64_t sub_id = existing->record.sub_id();
+      const std::string stale = member.member_id();
+      const uint64_t last_sent = DetachMember(
+          sub_id, stale,
+          absl::NotFoundError("client was replaced by a newer connection"));
+      ProposeClose(sub_id, stale, last_sent, nullptr);
+      stale_closed = true;
+    }
+  }
+  if (!stale_closed) {
+    if (absl::Status status = fsm_->CheckSubscriptionCreate(create);
+        !status.ok()) {
+      stream->End(status);
+      return;
+    }
+  }
   const uint64_t next =
       existing != nullptr ? existing->record.last_sent() + 1 : *start;
   create.set_sent_lease(delivery_->InitialLease(next, request.max_in_flight()));
@@ -309,49 +327,14 @@ void ChannelHost::DoUnsubscribe(const UnsubscribeRequest& request,
 
 void ChannelHost::CloseClientMembers(const std::string& client_id,
                                      const std::string& conn_id,
-                                     const absl::Status& stream_status,
-                                     StatusDone done) {
-  if (!Serving()) {
-    group_->WhenServing(clock_->NowNs() + options_.serving_wait_ns,
-                        [this, client_id, conn_id, stream_status,
-                         done = std::move(done)](absl::Status status) mutable {
-                          if (!status.ok()) {
-                            done(status);
-                            return;
-                          }
-                          CloseClientMembers(client_id, conn_id, stream_status,
-                                             std::move(done));
-                        });
-    return;
-  }
-  std::vector<std::pair<uint64_t, std::string>> members;
+                                     const absl::Status& stream_status) {
+  if (!Serving()) return;  // the channel's leader does it
   for (auto& [sub_id, member_id] : fsm_->MembersOfClient(client_id)) {
     const MemberRecord* member =
         fsm_->FindSubscription(sub_id)->FindMember(member_id);
-    if (conn_id.empty() || member->conn_id() == conn_id) {
-      members.emplace_back(sub_id, member_id);
-    }
-  }
-  if (members.empty()) {
-    done(absl::OkStatus());
-    return;
-  }
-  // `done` runs after the last close applies; the first error wins.
-  struct Barrier {
-    size_t remaining;
-    absl::Status status;
-    StatusDone done;
-  };
-  auto barrier = std::make_shared<Barrier>(
-      Barrier{members.size(), absl::OkStatus(), std::move(done)});
-  for (const auto& [sub_id, member_id] : members) {
+    if (!conn_id.empty() && member->conn_id() != conn_id) continue;
     const uint64_t last_sent = DetachMember(sub_id, member_id, stream_status);
-    ProposeClose(sub_id, member_id, last_sent, [barrier](absl::Status status) {
-      if (barrier->status.ok()) barrier->status = status;
-      if (--barrier->remaining == 0) {
-        barrier->done(barrier->status);
-      }
-    });
+    ProposeClose(sub_id, member_id, last_sent, nullptr);
   }
 }
 

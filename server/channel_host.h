@@ -19,6 +19,7 @@
 #define SPATE_SERVER_CHANNEL_HOST_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,9 @@ struct ChannelHostOptions {
   int64_t publish_batch_bytes_max = 4 << 20;
   // Prefix of the member ids this node creates (unique per node run).
   std::string member_id_prefix;
+  // Whether a member's connection is still registered (metadata group).
+  std::function<bool(const std::string& client_id, const std::string& conn_id)>
+      connection_alive;
 };
 
 class ChannelHost {
@@ -69,12 +73,12 @@ class ChannelHost {
   void Acks(const std::string& member_id, absl::Span<const uint64_t> seqs);
   void StreamEnded(const std::string& member_id);
   void Unsubscribe(const UnsubscribeRequest& request, StatusDone done);
-  // Closes every member of `client_id` (only those of connection `conn_id`
-  // when it is not empty); their streams end with `stream_status`. `done`
-  // runs once all closes are applied.
+  // Leader only (no-op otherwise): closes every member of `client_id`
+  // (only those of connection `conn_id` when it is not empty); their
+  // streams end with `stream_status`.
   void CloseClientMembers(const std::string& client_id,
                           const std::string& conn_id,
-                          const absl::Status& stream_status, StatusDone done);
+                          const absl::Status& stream_status);
 
   // ---- Driven by the node's loop ----
   // Proposes the pending publish batch and delivery progress.

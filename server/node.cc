@@ -46,6 +46,11 @@ Node::Node(const ServerConfig& config, const Clock* clock)
   fsm_options_.dedup_window_ms = config_.store().dedup_window_ms();
   fsm_options_.dedup_entries_max = config_.store().dedup_entries_max();
   host_options_.config = &config_;
+  host_options_.connection_alive = [this](const std::string& client_id,
+                                          const std::string& conn_id) {
+    const ClientRecord* client = meta_->FindClient(client_id);
+    return client != nullptr && client->conn_id() == conn_id;
+  };
   host_options_.member_id_prefix = absl::StrFormat(
       "%d-%x", config_.node().id(),
       static_cast<uint64_t>(absl::GetCurrentTimeNanos()) & 0xffffffffffULL);
@@ -358,6 +363,20 @@ void Node::ApplyMeta(const raft::Entry& entry, storage::WriteBatch* batch) {
     return;
   }
   MetaApplyResult result = meta_->Apply(entry.index(), command, batch);
+  // Every channel leader closes the members of a connection that is gone.
+  if (command.has_connect() && !result.replaced_conn_id.empty() &&
+      result.replaced_conn_id != command.connect().conn_id()) {
+    gone_connections_.push_back(
+        {command.connect().client_id(), result.replaced_conn_id,
+         absl::NotFoundError("client was replaced by a newer connection")});
+  }
+  if (command.has_close() && result.status.ok()) {
+    gone_connections_.push_back(
+        {command.close().client_id(), command.close().conn_id(),
+         command.close().reason() == ClientClose::EXPIRED
+             ? absl::UnavailableError("client stopped pinging and was dropped")
+             : absl::CancelledError("client closed the connection")});
+  }
   if (command.has_create_channel() && result.created) {
     const ChannelCreate& create = command.create_channel();
     std::unique_ptr<ChannelFsm> fsm = ChannelFsm::Create(
@@ -385,6 +404,16 @@ void Node::ApplyMeta(const raft::Entry& entry, storage::WriteBatch* batch) {
 
 void Node::AfterApplyWritten() {
   for (auto& [id, host] : channels_) host->AfterApplyWritten();
+  std::vector<GoneConnection> gone;
+  gone.swap(gone_connections_);
+  for (const GoneConnection& connection : gone) {
+    for (auto& [id, host] : channels_) {
+      if (host->leading()) {
+        host->CloseClientMembers(connection.client_id, connection.conn_id,
+                                 connection.status);
+      }
+    }
+  }
   for (uint64_t id : deleted_channels_) {
     channels_.erase(id);
     LOG(INFO) << "channel deleted channel_id=" << id;
@@ -585,31 +614,10 @@ void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
       return;
     }
     client_seen_ns_[client_id] = clock_->NowNs();
-    const std::string replaced = outcome.meta->replaced_conn_id;
-    if (replaced.empty()) {
-      done(response);
-      return;
+    if (!outcome.meta->replaced_conn_id.empty()) {
+      LOG(INFO) << "client replaced client=" << client_id;
     }
-    LOG(INFO) << "client replaced client=" << client_id;
-    // Close the replaced connection's subscriptions before answering, so
-    // the new connection can resume its durables at once.
-    struct Barrier {
-      size_t remaining;
-      ConnectResponse response;
-      ConnectDone done;
-    };
-    auto barrier = std::make_shared<Barrier>(
-        Barrier{channels_.size() + 1, response, std::move(done)});
-    auto arrive = [barrier](absl::Status) {
-      if (--barrier->remaining == 0) barrier->done(barrier->response);
-    };
-    for (auto& [id, host] : channels_) {
-      host->CloseClientMembers(
-          client_id, replaced,
-          absl::NotFoundError("client was replaced by a newer connection"),
-          arrive);
-    }
-    arrive(absl::OkStatus());
+    done(response);
   });
 }
 
@@ -740,48 +748,31 @@ void Node::DoClose(const CloseRequest& request, StatusDone done) {
     return;
   }
   const ClientRecord* client = meta_->FindClient(request.client_id());
-  DropClient(request.client_id(), client->conn_id(),
-             absl::CancelledError("client closed the connection"),
+  DropClient(request.client_id(), client->conn_id(), ClientClose::CLOSED,
              std::move(done));
 }
 
 void Node::DropClient(const std::string& client_id, const std::string& conn_id,
-                      const absl::Status& stream_status, StatusDone done) {
+                      ClientClose::Reason reason, StatusDone done) {
   if (!clients_dropping_.insert(client_id).second) {
     done(absl::UnavailableError(
         absl::StrCat("client '", client_id, "' is already being closed")));
     return;
   }
-  struct Barrier {
-    size_t remaining;
-    StatusDone done;
-  };
-  auto finish = [this, client_id, conn_id](StatusDone done) {
-    MetaCommand command;
-    command.mutable_close()->set_client_id(client_id);
-    command.mutable_close()->set_conn_id(conn_id);
-    ProposeMeta(command, [this, client_id, done = std::move(done)](
-                             const ApplyOutcome& outcome) mutable {
-      clients_dropping_.erase(client_id);
-      absl::Status status = OutcomeStatus(outcome);
-      if (status.ok() && meta_->FindClient(client_id) == nullptr) {
-        client_seen_ns_.erase(client_id);
-      }
-      done(status);
-    });
-  };
-  auto barrier = std::make_shared<Barrier>(
-      Barrier{channels_.size() + 1,
-              [finish, done = std::move(done)](absl::Status) mutable {
-                finish(std::move(done));
-              }});
-  auto arrive = [barrier](absl::Status) {
-    if (--barrier->remaining == 0) barrier->done(absl::OkStatus());
-  };
-  for (auto& [id, host] : channels_) {
-    host->CloseClientMembers(client_id, conn_id, stream_status, arrive);
-  }
-  arrive(absl::OkStatus());
+  // Its members are closed by every channel leader once this applies.
+  MetaCommand command;
+  command.mutable_close()->set_client_id(client_id);
+  command.mutable_close()->set_conn_id(conn_id);
+  command.mutable_close()->set_reason(reason);
+  ProposeMeta(command, [this, client_id, done = std::move(done)](
+                           const ApplyOutcome& outcome) mutable {
+    clients_dropping_.erase(client_id);
+    absl::Status status = OutcomeStatus(outcome);
+    if (status.ok() && meta_->FindClient(client_id) == nullptr) {
+      client_seen_ns_.erase(client_id);
+    }
+    done(status);
+  });
 }
 
 void Node::ExpireClients(int64_t now_ns) {
@@ -799,9 +790,7 @@ void Node::ExpireClients(int64_t now_ns) {
   }
   for (const auto& [client_id, conn_id] : expired) {
     LOG(INFO) << "client expired after missed pings client=" << client_id;
-    DropClient(client_id, conn_id,
-               absl::UnavailableError("client stopped pinging and was dropped"),
-               [](absl::Status) {});
+    DropClient(client_id, conn_id, ClientClose::EXPIRED, [](absl::Status) {});
   }
 }
 

@@ -36,6 +36,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "proto/command.pb.h"
 #include "proto/config.pb.h"
 #include "proto/streaming.pb.h"
 #include "server/channel_host.h"
@@ -122,7 +123,7 @@ class Node {
   // Removes client `client_id` (connection `conn_id`, or any when empty):
   // closes its members in every channel, then the client record.
   void DropClient(const std::string& client_id, const std::string& conn_id,
-                  const absl::Status& stream_status, StatusDone done);
+                  ClientClose::Reason reason, StatusDone done);
   void ExpireClients(int64_t now_ns);
   int64_t AliveWindowNs() const;
   // OK when the client is registered with that connection (conn_id empty
@@ -161,6 +162,14 @@ class Node {
   // Last sign of life of each client (volatile; fresh grace after restart).
   absl::flat_hash_map<std::string, int64_t> client_seen_ns_;
   absl::flat_hash_set<std::string> clients_dropping_;
+  // Connections closed, expired or replaced by applied metadata commands;
+  // channel leaders close their members after the apply batch is written.
+  struct GoneConnection {
+    std::string client_id;
+    std::string conn_id;
+    absl::Status status;
+  };
+  std::vector<GoneConnection> gone_connections_;
 
   int64_t next_tick_ns_ = 0;
   int64_t next_expiry_check_ns_ = 0;
