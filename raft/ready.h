@@ -59,7 +59,8 @@ struct Ready {
   // snapshot, or the term or vote changed. A change of the commit index alone
   // need not be synced (it can be re-learned from the leader).
   bool must_sync = false;
-  // Messages to send, only after step 1.
+  // Messages to send, only after step 1. For every MSG_SNAPSHOT the host
+  // later calls Replica::ReportSnapshot with its fate.
   std::vector<Message> messages;
   // Entries to apply, in order, after step 1. They may include entries from
   // `entries` of this same Ready.

@@ -180,9 +180,13 @@ class Replica {
   // committed conf changes not applied yet.
   absl::Status Campaign();
 
-  // The host could not deliver a message to `node`: stop pipelining to it.
+  // The host could not deliver a message to `node`: stop pipelining to it
+  // (probe until it answers).
   void ReportUnreachable(NodeId node);
-  // The host finished sending a snapshot to `node` (ok) or gave up (!ok).
+  // The fate of a MSG_SNAPSHOT to `node`: delivered (ok) or failed/dropped
+  // (!ok). The host must report every snapshot message it was handed: the
+  // leader sends nothing more to that follower until it hears back, so a
+  // snapshot lost without a report would stall the follower (as in etcd).
   void ReportSnapshot(NodeId node, bool ok);
 
   // Quiescence (see the class comment).
