@@ -33,7 +33,8 @@ absl::StatusOr<bool> Replicator::MaybeSendAppend(NodeId to,
     if (!IsBenignLogError(prev_term.status())) return prev_term.status();
     return MaybeSendSnapshot(to, pr);  // compacted: catch up by snapshot
   }
-  std::vector<Entry> entries;
+  std::vector<Entry>& entries = scratch_;  // reused: no allocation per send
+  entries.clear();
   // A full window in replicate still sends empty appends (commit updates),
   // so a window whose messages were all lost does not stall forever.
   if (pr->state() != ProgressState::kReplicate || !pr->inflights().Full()) {
@@ -56,6 +57,7 @@ absl::StatusOr<bool> Replicator::MaybeSendAppend(NodeId to,
     *m.add_entries() = std::move(e);
   }
   pr->SentEntries(entries.size(), bytes);
+  entries.clear();
   pr->SentCommit(log_->committed());
   outbox_->Send(std::move(m));
   return true;

@@ -76,6 +76,8 @@ class Replicator {
   ProgressTracker* tracker_;
   Outbox* outbox_;
   ReplicaStats* stats_;
+  // Entries read for one message, moved into it; kept for its capacity.
+  std::vector<Entry> scratch_;
 };
 
 }  // namespace spate::raft
