@@ -179,7 +179,8 @@ absl::StatusOr<std::unique_ptr<Subscription>> Connection::Subscribe(
     }
   }
   // Closed or lost while subscribing: nothing will end this stream later.
-  stream->End(SubscriptionStream::EndMode::kDetach).IgnoreError();  // OK.
+  // Nobody is left to hear how the close went.
+  stream->End(SubscriptionStream::EndMode::kClose).IgnoreError();
   return CheckOpen();
 }
 
@@ -273,7 +274,9 @@ absl::Status Connection::Close() {
   // Each stream's end closes its subscription on the server (durables keep
   // their state) after its queued acks.
   for (const std::shared_ptr<SubscriptionStream>& sub : subscriptions) {
-    sub->End(SubscriptionStream::EndMode::kDetach).IgnoreError();  // OK.
+    // Close RPC follows; a subscription that did not confirm its close in
+    // time was cancelled, which closes it on the server as well.
+    sub->End(SubscriptionStream::EndMode::kClose).IgnoreError();
   }
   publisher_.Shutdown(absl::CancelledError(
       "connection closed before the publish was acknowledged"));

@@ -26,14 +26,17 @@ class Subscription {
   // connect_timeout); must not run in the subscription's own handler.
   ~Subscription();
 
-  // Removes the subscription on the server (a durable's position and
-  // pending set are deleted), then ends the stream. Unacked messages
-  // queued locally are not handed to the handler any more.
+  // Removes the subscription on the server (Unsubscribe RPC: a durable's
+  // position and pending set are deleted), then ends the stream. Unacked
+  // messages queued locally are not handed to the handler any more.
   absl::Status Unsubscribe();
 
-  // Detaches: like Unsubscribe, but a durable subscription keeps its
-  // position and pending set, and resubscribing with the same durable
-  // name resumes after the last acked message.
+  // Detaches: writes the queued acks, half-closes the stream and waits (up
+  // to connect_timeout) for the server to end it, which it does once it
+  // closed the subscription. A durable keeps its position and pending set;
+  // resubscribing with the same client id and durable name resumes after
+  // the last acked message. DeadlineExceeded if the server did not confirm
+  // in time (the stream is cancelled, which closes it too).
   absl::Status Close();
 
   // Manual ack of `sequence` (SubscribeOptions::manual_acks only); the

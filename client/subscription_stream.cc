@@ -43,7 +43,8 @@ SubscriptionStream::~SubscriptionStream() {
     absl::MutexLock lock(&mu_);
     open = state_ == State::kOpen;
   }
-  if (open) End(EndMode::kDetach).IgnoreError();  // kDetach returns OK.
+  // Nobody is left to hear how the close went.
+  if (open) End(EndMode::kClose).IgnoreError();
   for (std::thread* thread : {&reader_, &dispatcher_, &acker_}) {
     if (!thread->joinable()) continue;
     CHECK(thread->get_id() != std::this_thread::get_id())
@@ -287,6 +288,7 @@ absl::Status SubscriptionStream::End(EndMode mode) {
   const std::thread::id self = std::this_thread::get_id();
   const bool own_thread = self == dispatcher_.get_id() ||
                           self == reader_.get_id() || self == acker_.get_id();
+  bool already_ended;
   {
     absl::MutexLock lock(&mu_);
     if (state_ != State::kOpen) {
@@ -302,23 +304,33 @@ absl::Status SubscriptionStream::End(EndMode mode) {
     // The server may end the stream as soon as it has the Unsubscribe RPC;
     // that end was asked for, not a loss.
     requested_end_ = true;
+    // Lost or cancelled before: the server closed it already.
+    already_ended = read_done_;
   }
   JoinUnlessSelf(&dispatcher_);
-  {
-    // Acks queued by the handlers go out first, so that a durable resumes
-    // after them.
-    absl::MutexLock lock(&mu_);
-    auto flushed = [this]() {
-      return (acks_.empty() && !ack_writing_) || stop_acks_ || read_done_;
-    };
-    mu_.AwaitWithTimeout(absl::Condition(&flushed),
-                         session_->options.connect_timeout);
-  }
   absl::Status result;
-  if (mode != EndMode::kDetach) {
-    result = UnsubscribeRpc(mode == EndMode::kClose);
+  if (mode == EndMode::kUnsubscribe) {
+    // The subscription and its pending set go: queued acks do not matter.
+    result = UnsubscribeRpc();
+    EndStream();
+  } else {
+    // The half-close follows the queued acks on the same stream, so the
+    // server applies them before it closes the subscription. (An
+    // Unsubscribe RPC with close_only travels on another HTTP/2 stream and
+    // can overtake them: the last acked messages would be redelivered.)
+    const bool confirmed = EndStream();
+    absl::MutexLock lock(&mu_);
+    if (!already_ended) {
+      result =
+          confirmed
+              ? stream_status_
+              : absl::DeadlineExceededError(absl::StrCat(
+                    "closing the subscription to ", subject_,
+                    ": the server did not end the stream within ",
+                    absl::FormatDuration(session_->options.connect_timeout),
+                    "; cancelled it"));
+    }
   }
-  EndStream(/*graceful=*/true);
   absl::MutexLock lock(&mu_);
   end_result_ = result;
   state_ = State::kEnded;
@@ -335,7 +347,7 @@ void SubscriptionStream::Cancel() {
   context_.TryCancel();
 }
 
-void SubscriptionStream::EndStream(bool graceful) {
+bool SubscriptionStream::EndStream() {
   const absl::Time deadline = absl::Now() + session_->options.connect_timeout;
   bool ended;
   {
@@ -343,27 +355,29 @@ void SubscriptionStream::EndStream(bool graceful) {
     requested_end_ = true;
     stop_dispatch_ = true;
     stop_acks_ = true;
-    half_close_ = graceful;
+    half_close_ = true;
     // The ack writer writes what is queued, half-closes, and exits; then
     // the server ends the stream. A server that does neither in time gets
     // the stream cancelled.
     auto done = [this]() { return acker_exited_ && read_done_; };
-    ended = graceful && mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+    ended = mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
   }
   if (!ended) context_.TryCancel();
   JoinUnlessSelf(&acker_);
   JoinUnlessSelf(&reader_);
   JoinUnlessSelf(&dispatcher_);
+  return ended;
 }
 
-absl::Status SubscriptionStream::UnsubscribeRpc(bool close_only) {
+absl::Status SubscriptionStream::UnsubscribeRpc() {
   UnsubscribeRequest request;
   request.set_client_id(session_->client_id());
   request.set_conn_id(session_->conn_id);
   request.set_subject(subject_);
   request.set_subscription_id(response_.subscription_id());
   request.set_durable_name(options_.durable_name);
-  request.set_close_only(close_only);
+  // close_only is not used: Close() ends the stream instead (see End).
+  request.set_close_only(false);
   UnsubscribeResponse response;
   grpc::ClientContext context;
   context.set_deadline(

@@ -13,13 +13,15 @@
 // One mutex (mu_) guards all state; no user code runs while it is held.
 //
 // Lifecycle:
-//   kOpening --response--> kOpen --Finish()--> kEnding --> kEnded
+//   kOpening --response--> kOpen --End()--> kEnding --> kEnded
 //       |                    |
 //       +--error/timeout-----+--stream ends unasked: lost_handler (state
-//                                stays kOpen; Finish still cleans up)
-// Ending: stop dispatching (queued, unacked messages will be redelivered),
-// flush acks, optionally the Unsubscribe RPC, half-close, wait (bounded by
-// connect_timeout) for the server to end the stream, else cancel it.
+//                                stays kOpen; End still cleans up)
+// Ending stops dispatching (queued, unacked messages will be redelivered).
+// Close: the ack writer writes the queued acks and half-closes; the server
+// applies those acks, closes the subscription (a durable keeps its
+// position) and ends the stream; we wait for that up to connect_timeout,
+// then cancel. Unsubscribe: the Unsubscribe RPC, then the same ending.
 #ifndef SPATE_CLIENT_SUBSCRIPTION_STREAM_H_
 #define SPATE_CLIENT_SUBSCRIPTION_STREAM_H_
 
@@ -53,8 +55,7 @@ class SubscriptionStream
 
   enum class EndMode {
     kUnsubscribe,  // Unsubscribe RPC: the server deletes the subscription.
-    kClose,        // Unsubscribe RPC with close_only: a durable is kept.
-    kDetach,       // No RPC: the stream's end closes it (Connection::Close).
+    kClose,        // Half-close: the server closes it, a durable is kept.
   };
 
   // Opens the stream, sends the SubscriptionRequest and waits up to
@@ -66,7 +67,7 @@ class SubscriptionStream
 
   SubscriptionStream(const SubscriptionStream&) = delete;
   SubscriptionStream& operator=(const SubscriptionStream&) = delete;
-  // Ends with kDetach if still open and joins every thread. Must not run on
+  // Ends with kClose if still open and joins every thread. Must not run on
   // one of this subscription's threads.
   ~SubscriptionStream() override;
 
@@ -101,10 +102,11 @@ class SubscriptionStream
   void AckLoop();
   // Queues an auto-ack; dropped once the stream is ending.
   void EnqueueAck(uint64_t sequence);
-  // Stops the ack writer (after it wrote what is queued), half-closes when
-  // `graceful`, waits for the server to end the stream, then joins.
-  void EndStream(bool graceful);
-  absl::Status UnsubscribeRpc(bool close_only);
+  // Stops the ack writer after it wrote what is queued and half-closed,
+  // waits up to connect_timeout for the server to end the stream (else
+  // cancels it), and joins. True if the server ended it in time.
+  bool EndStream();
+  absl::Status UnsubscribeRpc();
   void JoinUnlessSelf(std::thread* thread);
 
   const std::shared_ptr<const Session> session_;

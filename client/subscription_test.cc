@@ -281,7 +281,7 @@ TEST_F(SubscriptionTest, ManualAcksSendOnlyWhatWasAcked) {
   EXPECT_THAT(Flatten(server_.service().ack_frames(0)), ElementsAre(2, 4, 5));
 }
 
-TEST_F(SubscriptionTest, CloseKeepsTheDurableUnsubscribeRemovesIt) {
+TEST_F(SubscriptionTest, CloseHalfClosesUnsubscribeSendsTheRpc) {
   SubscribeOptions options;
   options.durable_name = "dur";
   auto closed =
@@ -291,31 +291,50 @@ TEST_F(SubscriptionTest, CloseKeepsTheDurableUnsubscribeRemovesIt) {
   ASSERT_TRUE(closed.ok()) << closed.status();
   ASSERT_TRUE(removed.ok()) << removed.status();
   EXPECT_TRUE((*closed)->Close().ok());
+  // Close is the stream's end (the server keeps a durable); no RPC.
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
   EXPECT_TRUE((*removed)->Unsubscribe().ok());
-  // Idempotent: no second request.
+  // Idempotent: nothing is sent twice.
   EXPECT_TRUE((*closed)->Close().ok());
   EXPECT_TRUE((*removed)->Unsubscribe().ok());
 
   const auto unsubscribes = server_.service().unsubscribes();
-  ASSERT_EQ(unsubscribes.size(), 2u);
-  EXPECT_TRUE(unsubscribes[0].close_only());
-  EXPECT_EQ(unsubscribes[0].subscription_id(), "sub-0");
-  EXPECT_FALSE(unsubscribes[1].close_only());
-  EXPECT_EQ(unsubscribes[1].subscription_id(), "sub-1");
-  for (const UnsubscribeRequest& request : unsubscribes) {
-    EXPECT_EQ(request.client_id(), "sub-test");
-    EXPECT_EQ(request.subject(), "orders");
-    EXPECT_EQ(request.durable_name(), "dur");
-    EXPECT_EQ(request.conn_id(),
-              server_.service().connect_requests()[0].conn_id());
-  }
-  // Both streams were then ended by a half-close, not a cancel.
+  ASSERT_EQ(unsubscribes.size(), 1u);
+  const UnsubscribeRequest& request = unsubscribes[0];
+  EXPECT_FALSE(request.close_only());
+  EXPECT_EQ(request.subscription_id(), "sub-1");
+  EXPECT_EQ(request.client_id(), "sub-test");
+  EXPECT_EQ(request.subject(), "orders");
+  EXPECT_EQ(request.durable_name(), "dur");
+  EXPECT_EQ(request.conn_id(),
+            server_.service().connect_requests()[0].conn_id());
+  // Then the stream was half-closed too, not cancelled.
   EXPECT_TRUE(
       Eventually([&] { return server_.service().open_streams() == 0; }));
-  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
   EXPECT_TRUE(server_.service().subscribe_stream_half_closed(1));
   // Acks after the end are refused.
   EXPECT_EQ((*closed)->Ack(1).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SubscriptionTest, CloseGivesUpWhenTheServerDoesNotConfirm) {
+  ClientOptions options;
+  options.servers = {server_.address()};
+  options.client_id = "impatient";
+  options.connect_timeout = absl::Milliseconds(300);
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  auto sub = (*connection)->Subscribe("orders", {}, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().set_ignore_half_close(true);
+  const absl::Time start = absl::Now();
+  const absl::Status closed = (*sub)->Close();
+  EXPECT_EQ(closed.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(closed.message(), HasSubstr("did not end the stream"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  // The stream was cancelled, which ends it on the server too.
+  EXPECT_TRUE(
+      Eventually([&] { return server_.service().open_streams() == 0; }));
 }
 
 TEST_F(SubscriptionTest, QueuedAcksAreSentBeforeTheStreamEnds) {
@@ -325,7 +344,10 @@ TEST_F(SubscriptionTest, QueuedAcksAreSentBeforeTheStreamEnds) {
   ASSERT_TRUE(sub.ok()) << sub.status();
   for (uint64_t seq = 1; seq <= 100; ++seq) ASSERT_TRUE((*sub)->Ack(seq).ok());
   ASSERT_TRUE((*sub)->Close().ok());
+  // The fake records acks until it reads the half-close, so all of them
+  // were in the stream ahead of it.
   EXPECT_EQ(Flatten(server_.service().ack_frames(0)).size(), 100u);
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
 }
 
 TEST_F(SubscriptionTest, HandlerMayCloseItsOwnSubscription) {
@@ -346,7 +368,7 @@ TEST_F(SubscriptionTest, HandlerMayCloseItsOwnSubscription) {
   }
   server_.service().Deliver(0, Msgs(1, 3));
   ASSERT_TRUE(closed.WaitForNotificationWithTimeout(absl::Seconds(10)));
-  EXPECT_EQ(server_.service().unsubscribes().size(), 1u);
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
   absl::MutexLock lock(&mu);
   sub.reset();  // Joins the handler's thread, which has returned.
 }
@@ -375,16 +397,11 @@ TEST_F(SubscriptionTest, ServerEndingTheStreamAfterUnsubscribeIsNoLoss) {
   SubscribeOptions options;
   options.durable_name = "dur";
   options.lost_handler = [&](const absl::Status&) { ++lost_calls; };
-  auto closed =
-      connection_->Subscribe("orders", options, [](const Message&) {});
-  ASSERT_TRUE(closed.ok()) << closed.status();
-  auto removed =
-      connection_->Subscribe("other", options, [](const Message&) {});
-  ASSERT_TRUE(removed.ok()) << removed.status();
-  EXPECT_TRUE((*closed)->Close().ok());
-  EXPECT_TRUE((*removed)->Unsubscribe().ok());
+  auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  EXPECT_TRUE((*sub)->Unsubscribe().ok());
+  EXPECT_EQ(server_.service().unsubscribes().size(), 1u);
   EXPECT_EQ(lost_calls.load(), 0);
-  EXPECT_EQ(server_.service().unsubscribes().size(), 2u);
 }
 
 TEST_F(SubscriptionTest, DestroyingTheHandleClosesTheSubscription) {
@@ -395,9 +412,8 @@ TEST_F(SubscriptionTest, DestroyingTheHandleClosesTheSubscription) {
     EXPECT_TRUE(Eventually([] { return CountClientThreads() == 4; }));
   }
   EXPECT_EQ(CountClientThreads(), 1);
-  const auto unsubscribes = server_.service().unsubscribes();
-  ASSERT_EQ(unsubscribes.size(), 1u);
-  EXPECT_TRUE(unsubscribes[0].close_only());
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
 }
 
 TEST_F(SubscriptionTest, ConnectionCloseDetachesWithoutUnsubscribing) {

@@ -61,6 +61,11 @@ void FakeStreaming::set_cancel_stream_on_unsubscribe(bool cancel) {
   cancel_stream_on_unsubscribe_ = cancel;
 }
 
+void FakeStreaming::set_ignore_half_close(bool ignore) {
+  absl::MutexLock lock(&mu_);
+  ignore_half_close_ = ignore;
+}
+
 void FakeStreaming::Deliver(int stream_index, std::vector<MsgProto> msgs) {
   absl::MutexLock lock(&mu_);
   CHECK_LT(stream_index, static_cast<int>(subscribe_streams_.size()));
@@ -311,8 +316,13 @@ grpc::Status FakeStreaming::Subscribe(
   }
   {
     absl::MutexLock lock(&mu_);
-    sub->client_done = true;
     sub->half_closed = !context->IsCancelled();
+    auto release = [this]() { return !ignore_half_close_; };
+    while (!mu_.AwaitWithTimeout(absl::Condition(&release),
+                                 absl::Milliseconds(5)) &&
+           !context->IsCancelled()) {
+    }
+    sub->client_done = true;
     sub->context = nullptr;
   }
   writer.join();

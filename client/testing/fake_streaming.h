@@ -48,6 +48,9 @@ class FakeStreaming final : public Streaming::Service {
   // Unsubscribe RPC; the fake can only cancel it (a sync handler cannot
   // return while its reader waits), which the client sees the same way.
   void set_cancel_stream_on_unsubscribe(bool cancel);
+  // While set, a half-closed Subscribe stream is not ended (as a server that
+  // cannot commit the close would); it ends once unset or cancelled.
+  void set_ignore_half_close(bool ignore);
   // Sends one Delivery of `msgs` on the index-th Subscribe stream (in order
   // of arrival, from 0).
   void Deliver(int stream_index, std::vector<MsgProto> msgs);
@@ -121,6 +124,7 @@ class FakeStreaming final : public Streaming::Service {
   bool pause_reads_ ABSL_GUARDED_BY(mu_) = false;
   bool connect_response_set_ ABSL_GUARDED_BY(mu_) = false;
   bool cancel_stream_on_unsubscribe_ ABSL_GUARDED_BY(mu_) = false;
+  bool ignore_half_close_ ABSL_GUARDED_BY(mu_) = false;
 
   std::map<std::string, uint64_t> last_sequence_ ABSL_GUARDED_BY(mu_);
   std::vector<ConnectRequest> connect_requests_ ABSL_GUARDED_BY(mu_);

@@ -79,9 +79,9 @@ TEST_F(SubTest, PrintsCountMessagesAcksOnlyThoseAndCloses) {
   // The third message was not printed, so it is not acked: a durable
   // resumes with it.
   EXPECT_THAT(Acked(), ElementsAre(1, 2));
-  const auto unsubscribes = server_.service().unsubscribes();
-  ASSERT_EQ(unsubscribes.size(), 1u);
-  EXPECT_TRUE(unsubscribes[0].close_only());
+  // Closed (the stream's end), not unsubscribed: the durable stays.
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
   EXPECT_EQ(server_.service().closes().size(), 1u);
 }
 
@@ -90,9 +90,9 @@ TEST_F(SubTest, UnsubscribeFlagRemovesTheSubscription) {
   ASSERT_TRUE(Eventually(
       [&] { return server_.service().subscribe_requests().size() == 1; }));
   server_.service().Deliver(0, {Msg(4, "four")});
-  // Nothing to unsubscribe yet: --unsubscribe was not given.
   ASSERT_EQ(Wait(), kExitOk) << err_.str();
-  EXPECT_TRUE(server_.service().unsubscribes()[0].close_only());
+  // Without --unsubscribe the subscription is only closed.
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
   const SubscriptionRequest request = server_.service().subscribe_requests()[0];
   EXPECT_EQ(request.start_position(), ::spate::SEQUENCE_START);
   EXPECT_EQ(request.start_sequence(), 4u);
@@ -104,8 +104,9 @@ TEST_F(SubTest, UnsubscribeFlagRemovesTheSubscription) {
   server_.service().Deliver(1, {Msg(5, "five")});
   ASSERT_EQ(Wait(), kExitOk) << err_.str();
   const auto unsubscribes = server_.service().unsubscribes();
-  ASSERT_EQ(unsubscribes.size(), 2u);
-  EXPECT_FALSE(unsubscribes[1].close_only());
+  ASSERT_EQ(unsubscribes.size(), 1u);
+  EXPECT_FALSE(unsubscribes[0].close_only());
+  EXPECT_EQ(unsubscribes[0].subscription_id(), "sub-1");
   const SubscriptionRequest since = server_.service().subscribe_requests()[1];
   EXPECT_EQ(since.start_position(), ::spate::TIME_DELTA_START);
   EXPECT_EQ(since.start_time_delta_ns(), 300'000'000'000);
@@ -122,7 +123,8 @@ TEST_F(SubTest, InterruptClosesCleanly) {
   EXPECT_EQ(out_.str(), "[#1] one\n");
   EXPECT_EQ(server_.service().subscribe_requests()[0].start_position(),
             ::spate::NEW_ONLY);
-  EXPECT_TRUE(server_.service().unsubscribes()[0].close_only());
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
+  EXPECT_TRUE(server_.service().unsubscribes().empty());
 }
 
 TEST_F(SubTest, LostSubscriptionExitsWithTheError) {
