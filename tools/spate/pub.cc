@@ -67,6 +67,31 @@ class Tally {
   absl::Status first_error_;
 };
 
+// Prints the summary (for --count above 1) and the first error; returns
+// the exit code.
+int Report(const Tally& tally, const std::string& channel, bool per_message,
+           absl::Duration elapsed, const absl::Status& closed, const Io& io) {
+  if (!per_message && tally.acked() > 0) {
+    const double seconds = absl::ToDoubleSeconds(elapsed);
+    *io.out << absl::StrFormat(
+        "published %d messages to %s in %.3fs (%.0f msgs/s), last seq=%d\n",
+        tally.acked(), channel, seconds,
+        tally.acked() / std::max(seconds, 1e-9), tally.last_sequence());
+  }
+  io.out->flush();
+  if (tally.failed() > 0) {
+    const absl::Status error = tally.first_error();
+    return PrintError(
+        io, "pub",
+        absl::Status(
+            error.code(),
+            absl::StrFormat("%d publish(es) failed, the first with: %s",
+                            tally.failed(), error.message())));
+  }
+  if (!closed.ok()) return PrintError(io, "pub", closed);
+  return kExitOk;
+}
+
 int RunPub(const std::vector<std::string>& args, const Io& io) {
   if (args.empty() || args.size() > 2) {
     return UsageError(io, "pub", "expected CHANNEL [MESSAGE]");
@@ -119,28 +144,9 @@ int RunPub(const std::vector<std::string>& args, const Io& io) {
     if (!flushed.ok()) tally.Record(flushed, false, channel, *io.out);
   }
   const absl::Duration elapsed = absl::Now() - start;
-  if (!per_message && tally.acked() > 0) {
-    *io.out << absl::StrFormat(
-        "published %d messages to %s in %.3fs (%.0f msgs/s), last seq=%d\n",
-        tally.acked(), channel, absl::ToDoubleSeconds(elapsed),
-        tally.acked() / std::max(absl::ToDoubleSeconds(elapsed), 1e-9),
-        tally.last_sequence());
-  }
-  io.out->flush();
   const absl::Status closed = conn.Close();
-  if (tally.failed() > 0) {
-    const absl::Status error = tally.first_error();
-    return PrintError(
-        io, "pub",
-        absl::Status(
-            error.code(),
-            absl::StrFormat("%d publish(es) failed, the first with: %s",
-                            tally.failed(), error.message())));
-  }
-  if (!closed.ok()) return PrintError(io, "pub", closed);
-  return kExitOk;
+  return Report(tally, channel, per_message, elapsed, closed, io);
 }
-
 }  // namespace
 
 Command PubCommand() {
