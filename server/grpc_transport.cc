@@ -112,9 +112,10 @@ absl::Status ValidatePeers(raft::NodeId self, const PeerAddresses& peers) {
       return absl::InvalidArgumentError(
           absl::StrCat("peers: node ", id, " is this node"));
     }
-    if (address.empty()) {
+    if (address.find(':') == std::string::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat("peers: node ", id, " has an empty address"));
+          absl::StrCat("peers: node ", id, " address must be host:port, got \"",
+                       address, "\""));
     }
   }
   return absl::OkStatus();
@@ -156,10 +157,11 @@ absl::Status ValidateGrpcTransportOptions(const GrpcTransportOptions& options) {
 // ---------------------------------------------------------------------------
 // Outbound: one Peer per remote node.
 
-// The queue, sender thread and current link of one remote node. Shared by
-// the transport and the link in flight, so that a link finishing after the
-// peer was removed still has a valid peer to report to.
-class GrpcTransport::Peer : public std::enable_shared_from_this<Peer> {
+// The queue, sender thread and current link of one remote node. Join
+// returns only once the last link is destroyed (call context included), so
+// after it no gRPC thread touches the peer and its channel is released on
+// the caller's thread.
+class GrpcTransport::Peer {
  public:
   Peer(const GrpcTransportOptions& options, raft::NodeId id,
        std::string address)
@@ -194,6 +196,9 @@ class GrpcTransport::Peer : public std::enable_shared_from_this<Peer> {
   }
   void Join() {
     if (sender_.joinable()) sender_.join();
+    absl::MutexLock lock(&links_->mu);
+    links_->mu.Await(absl::Condition(
+        +[](LinkCount* count) { return count->live == 0; }, links_.get()));
   }
 
   bool reachable() const { return reachable_.load(std::memory_order_acquire); }
@@ -205,6 +210,13 @@ class GrpcTransport::Peer : public std::enable_shared_from_this<Peer> {
 
  private:
   class Link;
+  // Links alive, including one whose OnDone already ran but whose members
+  // are still being destroyed. Links hold a reference, so the count
+  // outlives the peer while the last link signals.
+  struct LinkCount {
+    absl::Mutex mu;
+    int live ABSL_GUARDED_BY(mu) = 0;
+  };
 
   void Run();
   // Writes frames on `link` until it breaks or the peer stops; returns
@@ -235,6 +247,8 @@ class GrpcTransport::Peer : public std::enable_shared_from_this<Peer> {
   const uint64_t frame_bytes_max_;
   const std::shared_ptr<grpc::Channel> channel_;
   const std::unique_ptr<RaftTransport::Stub> stub_;
+
+  const std::shared_ptr<LinkCount> links_ = std::make_shared<LinkCount>();
 
   // Sender thread only.
   std::thread sender_;
@@ -269,7 +283,7 @@ class GrpcTransport::Peer : public std::enable_shared_from_this<Peer> {
 class GrpcTransport::Peer::Link final
     : public grpc::ClientBidiReactor<MessageBatch, StreamFeedback> {
  public:
-  explicit Link(std::shared_ptr<Peer> peer) : peer_(std::move(peer)) {
+  explicit Link(Peer* peer) : registration_(peer->links_), peer_(peer) {
     context_.AddMetadata(kClusterKey, peer_->cluster_name_);
     context_.AddMetadata(kFromNodeKey, absl::StrCat(peer_->node_id_));
     context_.AddMetadata(kToNodeKey, absl::StrCat(peer_->id_));
@@ -305,7 +319,26 @@ class GrpcTransport::Peer::Link final
   }
 
  private:
-  const std::shared_ptr<Peer> peer_;
+  // Counts the link in LinkCount while it exists. Declared first, so it is
+  // destroyed last, after the call context.
+  class Registration {
+   public:
+    explicit Registration(std::shared_ptr<LinkCount> count)
+        : count_(std::move(count)) {
+      absl::MutexLock lock(&count_->mu);
+      ++count_->live;
+    }
+    ~Registration() {
+      absl::MutexLock lock(&count_->mu);
+      --count_->live;
+    }
+
+   private:
+    const std::shared_ptr<LinkCount> count_;
+  };
+
+  Registration registration_;
+  Peer* const peer_;
   grpc::ClientContext context_;
   StreamFeedback feedback_;
 };
@@ -396,7 +429,7 @@ void GrpcTransport::Peer::Run() {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithDeadline(absl::Condition(&stopping_), redial_at_);
       if (stopping_) return;
-      link = new Link(shared_from_this());
+      link = new Link(this);
       link_ = link;
       link_up_ = false;
       link_broken_ = false;

@@ -1,11 +1,18 @@
 // Throughput of GrpcTransport between two transports in one process over
 // loopback: AppendEntries messages carrying one 128-byte entry each, sent in
 // batches of 1 (one Send per message) or 64 (what a busy loop iteration
-// produces). The sender keeps at most kWindowMessages unreceived, the way
-// raft's inflight limits keep a follower's backlog bounded, so Send never
-// drops. Reports messages/s (items) and payload-inclusive wire MB/s (bytes).
+// produces for a peer).
 //
-//   bazel run -c opt //server:grpc_transport_benchmark
+// Second argument, the window: how many sent messages may be unreceived.
+// 16384 lets Sends pile up while frames are on the wire (the transport
+// coalesces them; raft's inflight limits bound a real backlog the same way,
+// so Send never drops here). A window equal to the batch is lockstep: each
+// Send waits until the previous batch arrived, so every batch is its own
+// frame and the time per iteration is one frame's round trip through both
+// transports.
+//
+// Reports messages/s (items), wire MB/s (bytes) and messages per frame.
+//   bazel run //server:grpc_transport_benchmark
 #include <atomic>
 #include <memory>
 #include <string>
@@ -20,8 +27,6 @@
 
 namespace spate::server {
 namespace {
-
-constexpr int64_t kWindowMessages = 16384;
 
 raft::Message Append(uint64_t index) {
   raft::Message message;
@@ -42,6 +47,7 @@ raft::Message Append(uint64_t index) {
 
 void BM_SendAppends(benchmark::State& state) {
   const int batch_size = static_cast<int>(state.range(0));
+  const int64_t window = state.range(1);
   std::atomic<int64_t> received{0};
   auto count = [&](raft::NodeId, std::vector<raft::Message> messages) {
     received.fetch_add(static_cast<int64_t>(messages.size()),
@@ -70,7 +76,8 @@ void BM_SendAppends(benchmark::State& state) {
   const raft::Message prototype = Append(1);
   int64_t sent = 0;
   for (auto _ : state) {
-    while (sent - received.load(std::memory_order_relaxed) > kWindowMessages) {
+    while (sent + batch_size - received.load(std::memory_order_relaxed) >
+           window) {
       std::this_thread::yield();
     }
     std::vector<raft::Message> batch(batch_size, prototype);
@@ -87,7 +94,13 @@ void BM_SendAppends(benchmark::State& state) {
   (*t1)->Shutdown();
   (*t2)->Shutdown();
 }
-BENCHMARK(BM_SendAppends)->Arg(1)->Arg(64)->UseRealTime();
+BENCHMARK(BM_SendAppends)
+    ->ArgNames({"batch", "window"})
+    ->Args({1, 16384})
+    ->Args({64, 16384})
+    ->Args({1, 1})
+    ->Args({64, 64})
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace spate::server

@@ -5,12 +5,15 @@
 #include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -195,6 +198,93 @@ class SilentListener {
   std::string address_;
 };
 
+// A loopback TCP relay to `target` that can freeze: while frozen it stops
+// moving bytes in both directions, like a peer under SIGSTOP whose kernel
+// still holds the connection open.
+class FreezableRelay {
+ public:
+  explicit FreezableRelay(const std::string& target_address)
+      : listen_fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    target_port_ = static_cast<uint16_t>(
+        std::stoi(target_address.substr(target_address.rfind(':') + 1)));
+    sockaddr_in addr = Loopback(0);
+    socklen_t len = sizeof(addr);
+    EXPECT_EQ(
+        bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+    EXPECT_EQ(listen(listen_fd_, 16), 0);
+    EXPECT_EQ(getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len),
+              0);
+    address_ = absl::StrCat("127.0.0.1:", ntohs(addr.sin_port));
+    accept_thread_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~FreezableRelay() {
+    stop_ = true;
+    accept_thread_.join();
+    for (std::thread& pump : pumps_) pump.join();
+    close(listen_fd_);
+  }
+  const std::string& address() const { return address_; }
+  void Freeze() { frozen_ = true; }
+
+ private:
+  static sockaddr_in Loopback(uint16_t port) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    return addr;
+  }
+
+  void AcceptLoop() {
+    while (!stop_) {
+      pollfd pfd{listen_fd_, POLLIN, 0};
+      if (poll(&pfd, 1, 10) <= 0) continue;
+      const int client = accept(listen_fd_, nullptr, nullptr);
+      if (client < 0) continue;
+      const int server = socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in addr = Loopback(target_port_);
+      if (connect(server, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) !=
+          0) {
+        close(client);
+        close(server);
+        continue;
+      }
+      pumps_.emplace_back([this, client, server] { Pump(client, server); });
+    }
+  }
+
+  // Copies bytes both ways until either side closes or the relay stops.
+  void Pump(int a, int b) {
+    char buffer[16384];
+    while (!stop_) {
+      if (frozen_) {
+        absl::SleepFor(absl::Milliseconds(10));
+        continue;
+      }
+      pollfd pfds[2] = {{a, POLLIN, 0}, {b, POLLIN, 0}};
+      if (poll(pfds, 2, 10) <= 0) continue;
+      bool closed = false;
+      for (int i = 0; i < 2 && !closed; ++i) {
+        if ((pfds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+        const ssize_t n = read(pfds[i].fd, buffer, sizeof(buffer));
+        closed = n <= 0 || write(pfds[1 - i].fd, buffer, n) != n;
+      }
+      if (closed) break;
+    }
+    close(a);
+    close(b);
+  }
+
+  const int listen_fd_;
+  uint16_t target_port_ = 0;
+  std::string address_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> frozen_{false};
+  std::thread accept_thread_;
+  // Written by the accept thread only; joined after it.
+  std::vector<std::thread> pumps_;
+};
+
 // Transport 1 → transport 2, both knowing each other.
 struct Pair {
   Inbox inbox1;
@@ -336,6 +426,30 @@ TEST(GrpcTransportTest, DownPeerDropsThenDeliveryResumesByItself) {
   const PeerStats stats = t1->Stats().peers.at(2);
   EXPECT_EQ(stats.connects, 2u);
   EXPECT_EQ(stats.dropped_unreachable, 5u);
+}
+
+TEST(GrpcTransportTest, KeepaliveDetectsAFrozenPeer) {
+  Inbox inbox1, inbox2;
+  GrpcTransportOptions options1 = Options(1);
+  options1.keepalive_interval = absl::Milliseconds(100);
+  options1.keepalive_timeout = absl::Milliseconds(300);
+  std::unique_ptr<GrpcTransport> t1 = StartOrDie(options1, &inbox1);
+  ASSERT_NE(t1, nullptr);
+  std::unique_ptr<GrpcTransport> t2 =
+      StartOrDie(Options(2, {{1, t1->bound_address()}}), &inbox2);
+  ASSERT_NE(t2, nullptr);
+  FreezableRelay relay(t2->bound_address());
+  ASSERT_TRUE(t1->SetPeers({{2, relay.address()}}).ok());
+  ASSERT_TRUE(WaitUntil([&] { return t1->PeerReachable(2); }));
+  ASSERT_TRUE(t1->Send(2, Appends(1, 2, 0, 1)));
+  ASSERT_TRUE(inbox2.WaitForMessages(1));
+
+  // The link is idle and the peer stops answering without closing it.
+  relay.Freeze();
+  const absl::Time frozen = absl::Now();
+  ASSERT_TRUE(WaitUntil([&] { return !t1->PeerReachable(2); }));
+  EXPECT_LT(absl::Now() - frozen, absl::Seconds(5));
+  t1->Shutdown();
 }
 
 TEST(GrpcTransportTest, RefusesAnotherCluster) {
