@@ -33,7 +33,9 @@ using ConnectionLostHandler = std::function<void(const absl::Status& reason)>;
 // was not stored (the PubAck's error, DeadlineExceeded after pub_ack_wait,
 // Unavailable when the stream broke, Cancelled when the connection closed).
 // Handlers run one at a time, in completion order, on a client thread; they
-// must be quick and must not call Flush().
+// must be quick. They may publish again (no acks are processed while a
+// handler runs, so with a full window that fails after pub_ack_wait) but
+// must not call Flush() or Connection::Close().
 using AckHandler = std::function<void(const std::string& guid,
                                       const absl::StatusOr<uint64_t>& result)>;
 

@@ -28,8 +28,9 @@
 // run AckHandlers, one at a time and in completion order (callback_mu_ is
 // held while a handler runs).
 // Lock order: callback_mu_ → stream_mu_ → mu_. Handlers run with only
-// callback_mu_ held; they may call Publish (which takes stream_mu_ and mu_)
-// but must not call Flush or Shutdown (those wait for handlers).
+// callback_mu_ held; they may call Publish (which takes stream_mu_ and mu_;
+// with a full window it times out, as no ack completes meanwhile) but must
+// not call Flush or Shutdown (those wait for handlers).
 #ifndef SPATE_CLIENT_PUBLISHER_H_
 #define SPATE_CLIENT_PUBLISHER_H_
 
