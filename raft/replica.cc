@@ -135,6 +135,7 @@ void Replica::Reset(Term term) {
   pending_conf_index_ = 0;
   uncommitted_bytes_ = 0;
   append_pending_ = false;
+  read_heartbeat_pending_ = false;
   read_only_.Clear();
   deferred_reads_.clear();
   quiesced_ = false;
@@ -655,7 +656,9 @@ absl::Status Replica::HandleReadIndexRequest(NodeId from, std::string context) {
   const uint64_t read_id =
       read_only_.Add(log_.committed(), from, std::move(context));
   read_only_.RecvAck(read_id, options_.id);
-  replicator_.BcastHeartbeat(ReadOnly::EncodeId(read_id), /*quiesce=*/false);
+  // One heartbeat round at the next TakeReady confirms every read queued
+  // until then.
+  read_heartbeat_pending_ = true;
   return absl::OkStatus();
 }
 
@@ -1054,8 +1057,9 @@ HardState Replica::CurrentHardState() const {
 bool Replica::HasReady() const {
   if (ready_in_flight_) return false;
   const Unstable& unstable = log_.unstable();
-  return append_pending_ || !outbox_.empty() || !read_states_.empty() ||
-         !unstable.entries().empty() || unstable.snapshot().has_value() ||
+  return append_pending_ || read_heartbeat_pending_ || !outbox_.empty() ||
+         !read_states_.empty() || !unstable.entries().empty() ||
+         unstable.snapshot().has_value() ||
          !SameHardState(CurrentHardState(), prev_hard_state_) ||
          CurrentSoftState() != prev_soft_state_ ||
          (!halted() && log_.HasCommittedAfter(applying_));
@@ -1065,8 +1069,17 @@ Ready Replica::TakeReady() {
   CHECK(!ready_in_flight_) << "TakeReady before Advance of the previous one";
   if (append_pending_) {
     append_pending_ = false;
-    if (role_ == Role::kLeader)
+    // A storage error halts the replica; the host sees halted().
+    if (role_ == Role::kLeader) {
       MaybeHalt(replicator_.BcastAppend()).IgnoreError();
+    }
+  }
+  if (read_heartbeat_pending_) {
+    read_heartbeat_pending_ = false;
+    if (role_ == Role::kLeader && !read_only_.empty()) {
+      replicator_.BcastHeartbeat(ReadOnly::EncodeId(read_only_.last_id()),
+                                 /*quiesce=*/false);
+    }
   }
   Ready ready;
   const Unstable& unstable = log_.unstable();

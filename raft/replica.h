@@ -308,6 +308,9 @@ class Replica {
   // Proposals appended since the last broadcast: flushed at TakeReady so
   // that a burst of proposals leaves as one AppendEntries per follower.
   bool append_pending_ = false;
+  // ReadIndex requests queued since the last TakeReady: one heartbeat round
+  // (carrying the newest request's id) confirms them all.
+  bool read_heartbeat_pending_ = false;
   // ReadIndex requests waiting for this leader's first commit in its term.
   struct DeferredRead {
     NodeId from;
