@@ -35,46 +35,73 @@ std::string Indent(const std::string& text) {
 
 std::string InteractionEnv::Handle(const TestCase& tc) {
   out_.clear();
+  if (!HandleReplicaCommand(tc) && !HandleNetworkCommand(tc) &&
+      !HandleInspectCommand(tc)) {
+    ADD_FAILURE() << tc.position << ": unknown command " << tc.command;
+  }
+  CheckSafety();
+  return out_;
+}
+
+NodeId InteractionEnv::IdAt(const TestCase& tc, size_t i) {
   const std::vector<std::string> words = tc.Positional();
-  auto id_at = [&](size_t i) -> NodeId {
-    return i < words.size() ? ToU64(words[i]) : kNoNode;
-  };
+  return i < words.size() ? ToU64(words[i]) : kNoNode;
+}
+
+bool InteractionEnv::HandleReplicaCommand(const TestCase& tc) {
   const std::string& cmd = tc.command;
-  if (cmd == "add-nodes") {
-    AddNodes(tc);
-  } else if (cmd == "campaign") {
-    PrintStatus(Live(id_at(0)).Campaign());
+  const NodeId id = IdAt(tc, 0);
+  if (cmd == "campaign") {
+    PrintStatus(Live(id).Campaign());
   } else if (cmd == "tick") {
-    Tick(id_at(0), words.size() > 1 ? static_cast<int>(id_at(1)) : 1);
-  } else if (cmd == "advance-time") {
-    // Every live node ticks, round by round, with no delivery in between.
-    for (int i = 0; i < static_cast<int>(id_at(0)); ++i) {
-      for (NodeId id = 1; id <= nodes_.size(); ++id) {
-        if (GetNode(id).replica != nullptr) Tick(id, 1);
-      }
-    }
+    Tick(id, tc.Positional().size() > 1 ? static_cast<int>(IdAt(tc, 1)) : 1);
   } else if (cmd == "tick-election") {
-    Replica& r = Live(id_at(0));
+    Replica& r = Live(id);
     const int timeout = r.role() == Role::kLeader
                             ? r.options().election_ticks
                             : r.randomized_election_timeout();
-    Tick(id_at(0), std::max(1, timeout - r.election_elapsed()));
+    Tick(id, std::max(1, timeout - r.election_elapsed()));
   } else if (cmd == "tick-heartbeat") {
-    Tick(id_at(0), Live(id_at(0)).options().heartbeat_ticks);
+    Tick(id, Live(id).options().heartbeat_ticks);
   } else if (cmd == "propose") {
-    absl::StatusOr<Index> index = Live(id_at(0)).Propose(words.at(1));
+    absl::StatusOr<Index> index = Live(id).Propose(tc.Positional().at(1));
     if (index.ok()) {
       Print(absl::StrCat("index ", *index));
     } else {
       PrintStatus(index.status());
     }
   } else if (cmd == "propose-conf-change") {
-    ProposeConfChange(id_at(0), tc);
+    ProposeConfChange(id, tc);
   } else if (cmd == "transfer-leadership") {
     PrintStatus(Live(ToU64(tc.Get("from", "0")))
                     .TransferLeadership(ToU64(tc.Get("to", "0"))));
   } else if (cmd == "read-index") {
-    PrintStatus(Live(id_at(0)).ReadIndex(words.at(1)));
+    PrintStatus(Live(id).ReadIndex(tc.Positional().at(1)));
+  } else if (cmd == "report-unreachable") {
+    Live(ToU64(tc.Get("from", "0")))
+        .ReportUnreachable(ToU64(tc.Get("to", "0")));
+  } else if (cmd == "quiesce") {
+    Replica& r = Live(id);
+    const bool quiescent = r.Quiescent();
+    if (quiescent) r.Quiesce();
+    Print(quiescent ? "quiesced" : "not quiescent");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool InteractionEnv::HandleNetworkCommand(const TestCase& tc) {
+  const std::string& cmd = tc.command;
+  if (cmd == "add-nodes") {
+    AddNodes(tc);
+  } else if (cmd == "advance-time") {
+    // Every live node ticks, round by round, with no delivery in between.
+    for (int i = 0; i < static_cast<int>(IdAt(tc, 0)); ++i) {
+      for (NodeId id = 1; id <= nodes_.size(); ++id) {
+        if (GetNode(id).replica != nullptr) Tick(id, 1);
+      }
+    }
   } else if (cmd == "process-ready") {
     for (NodeId id : Ids(tc)) ProcessReady(id);
   } else if (cmd == "deliver-msgs") {
@@ -98,32 +125,29 @@ std::string InteractionEnv::Handle(const TestCase& tc) {
   } else if (cmd == "heal") {
     component_.clear();
   } else if (cmd == "crash") {
-    GetNode(id_at(0)).replica.reset();
+    GetNode(IdAt(tc, 0)).replica.reset();
   } else if (cmd == "restart") {
-    Restart(id_at(0));
+    Restart(IdAt(tc, 0));
   } else if (cmd == "compact") {
-    Compact(id_at(0), id_at(1));
-  } else if (cmd == "report-unreachable") {
-    Live(ToU64(tc.Get("from", "0")))
-        .ReportUnreachable(ToU64(tc.Get("to", "0")));
-  } else if (cmd == "quiesce") {
-    Replica& r = Live(id_at(0));
-    if (r.Quiescent()) {
-      r.Quiesce();
-      Print("quiesced");
-    } else {
-      Print("not quiescent");
-    }
+    Compact(IdAt(tc, 0), IdAt(tc, 1));
   } else if (cmd == "set-log") {
-    SetLog(id_at(0), tc);
+    SetLog(IdAt(tc, 0), tc);
   } else if (cmd == "data-loss") {
-    GetNode(id_at(0)).log->InjectDataLoss(id_at(1));
-  } else if (cmd == "status") {
-    Print(Live(id_at(0)).Status().DebugString());
+    GetNode(IdAt(tc, 0)).log->InjectDataLoss(IdAt(tc, 1));
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool InteractionEnv::HandleInspectCommand(const TestCase& tc) {
+  const std::string& cmd = tc.command;
+  if (cmd == "status") {
+    Print(Live(IdAt(tc, 0)).Status().DebugString());
   } else if (cmd == "raft-state") {
     for (NodeId id = 1; id <= nodes_.size(); ++id) Print(StateLine(id));
   } else if (cmd == "raft-log") {
-    const MemoryLog& log = *GetNode(id_at(0)).log;
+    const MemoryLog& log = *GetNode(IdAt(tc, 0)).log;
     if (log.FirstIndex() > 1) {
       Print(absl::StrCat("snapshot ", log.FirstIndex() - 1, "/",
                          *log.TermAt(log.FirstIndex() - 1)));
@@ -131,14 +155,13 @@ std::string InteractionEnv::Handle(const TestCase& tc) {
     for (const Entry& e : log.AllEntries()) Print(DescribeEntry(e));
     Print(DescribeHardState(log.hard_state()));
   } else if (cmd == "applied") {
-    const Node& node = GetNode(id_at(0));
+    const Node& node = GetNode(IdAt(tc, 0));
     Print(absl::StrCat("applied=", node.applied, " state=[",
                        absl::StrJoin(node.state, ","), "]"));
   } else {
-    ADD_FAILURE() << tc.position << ": unknown command " << cmd;
+    return false;
   }
-  CheckSafety();
-  return out_;
+  return true;
 }
 
 void InteractionEnv::AddNodes(const TestCase& tc) {

@@ -61,6 +61,13 @@ class InteractionEnv {
     Index applied = 0;
   };
 
+  // Command groups; each returns false for a command it does not know.
+  bool HandleReplicaCommand(const TestCase& tc);
+  bool HandleNetworkCommand(const TestCase& tc);
+  bool HandleInspectCommand(const TestCase& tc);
+  // The i-th bare word of the command as a node id (kNoNode if absent).
+  static NodeId IdAt(const TestCase& tc, size_t i);
+
   // Commands.
   void AddNodes(const TestCase& tc);
   void Tick(NodeId id, int ticks);
