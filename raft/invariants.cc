@@ -57,6 +57,9 @@ void CheckRole(const Replica& r, Violations* v) {
       v->Expect(r.term() >= 1, "leader at term 0");
       v->Expect(r.pending_conf_index() <= r.log().LastIndex(),
                 "pending conf index beyond the log");
+      v->Expect(r.term_start_index() >= 1 &&
+                    r.term_start_index() <= r.log().LastIndex(),
+                "leader without its term's first entry");
       break;
     case Role::kCandidate:
       v->Expect(r.vote() == r.id(), "candidate did not vote for itself");
@@ -71,6 +74,7 @@ void CheckRole(const Replica& r, Violations* v) {
   }
   if (r.role() != Role::kLeader) {
     v->Expect(r.lead_transferee() == kNoNode, "transfer outside leadership");
+    v->Expect(r.term_start_index() == 0, "term start outside leadership");
   }
   if (r.halted()) {
     v->Expect(r.role() == Role::kFollower && r.leader() == kNoNode,

@@ -133,6 +133,7 @@ void Replica::Reset(Term term) {
       log_.HasPendingSnapshot() ? 0 : log_.PersistedLastIndex();
   tracker_.ResetProgress(options_.id, self_match, log_.LastIndex() + 1);
   pending_conf_index_ = 0;
+  term_start_index_ = 0;
   uncommitted_bytes_ = 0;
   append_pending_ = false;
   read_heartbeat_pending_ = false;
@@ -181,7 +182,8 @@ absl::Status Replica::BecomeLeader() {
   Entry noop;
   noop.set_type(ENTRY_NORMAL);
   RETURN_IF_ERROR(AppendEntry(std::move(noop)));
-  pending_conf_index_ = log_.LastIndex();
+  term_start_index_ = log_.LastIndex();
+  pending_conf_index_ = term_start_index_;
   return replicator_.BcastAppend();
 }
 
@@ -722,10 +724,8 @@ void Replica::SendTimeoutNow(NodeId to) {
 }
 
 bool Replica::CommittedEntryInCurrentTerm() const {
-  // The leader's first entry of its term is its no-op; pending_conf_index_
-  // starts there and only grows.
-  return role_ == Role::kLeader && log_.committed() >= pending_conf_index_ &&
-         pending_conf_index_ > 0;
+  return role_ == Role::kLeader && term_start_index_ > 0 &&
+         log_.committed() >= term_start_index_;
 }
 
 // ---------------------------------------------------------------------------

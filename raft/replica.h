@@ -217,6 +217,11 @@ class Replica {
   const ReplicaOptions& options() const { return options_; }
   NodeId lead_transferee() const { return lead_transferee_; }
   Index pending_conf_index() const { return pending_conf_index_; }
+  // Leader only (0 otherwise): the index of this leader's first entry, its
+  // no-op. Once the host applied it, it applied everything committed before
+  // this term, so it may serve reads from its state machine (with ReadIndex
+  // or a lease).
+  Index term_start_index() const { return term_start_index_; }
   bool ready_in_flight() const { return ready_in_flight_; }
   Index applying() const { return applying_; }
   int election_elapsed() const { return election_elapsed_; }
@@ -303,6 +308,8 @@ class Replica {
   // Index of the last conf change proposed by this leader (or its first
   // entry, so that no change is proposed before it committed in its term).
   Index pending_conf_index_ = 0;
+  // Leader only: index of its no-op (see term_start_index()).
+  Index term_start_index_ = 0;
   // Data bytes of uncommitted entries appended by this leader.
   uint64_t uncommitted_bytes_ = 0;
   // Proposals appended since the last broadcast: flushed at TakeReady so

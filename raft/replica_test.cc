@@ -105,6 +105,7 @@ TEST(ReplicaTest, SingleVoterCommitsProposalsAfterPersisting) {
   Host host(1, Voters({1}));
   ASSERT_TRUE(host.replica->Campaign().ok());
   EXPECT_EQ(host.replica->role(), Role::kLeader);
+  EXPECT_EQ(host.replica->term_start_index(), 1u);
 
   // First Ready: the new term's vote and no-op to persist; nothing to apply
   // yet (the leader counts itself only once its write is durable).
@@ -177,6 +178,7 @@ TEST(ReplicaTest, SingleVoterRestartKeepsLogAndReelects) {
   EXPECT_FALSE(host.replica->HasReady());  // nothing to re-apply
   ASSERT_TRUE(host.replica->Campaign().ok());
   EXPECT_EQ(host.replica->term(), 2u);
+  EXPECT_EQ(host.replica->term_start_index(), 4u);  // term 2's no-op
   host.ProcessAll();
   ASSERT_TRUE(host.replica->Propose("c").ok());
   host.ProcessAll();
