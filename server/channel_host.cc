@@ -11,6 +11,30 @@
 namespace spate::server {
 namespace {
 
+// A stream attached to a channel led here: acks and its end go back to the
+// channel through the node's loop.
+class LocalUpstream : public SubscriptionUpstream {
+ public:
+  // Copies the node's routes: the stream may outlive this channel's host.
+  LocalUpstream(const ChannelHostOptions& options, uint64_t channel_id,
+                std::string member_id)
+      : post_acks_(options.post_acks),
+        post_stream_end_(options.post_stream_end),
+        channel_id_(channel_id),
+        member_id_(std::move(member_id)) {}
+  void Acks(std::vector<uint64_t> seqs) override {
+    post_acks_(channel_id_, member_id_, std::move(seqs));
+  }
+  void HalfClosed() override { post_stream_end_(channel_id_, member_id_); }
+  void Gone() override { post_stream_end_(channel_id_, member_id_); }
+
+ private:
+  decltype(ChannelHostOptions::post_acks) post_acks_;
+  decltype(ChannelHostOptions::post_stream_end) post_stream_end_;
+  const uint64_t channel_id_;
+  const std::string member_id_;
+};
+
 PubAck ErrorAck(const std::string& guid, const absl::Status& status) {
   PubAck ack;
   ack.set_guid(guid);
@@ -201,7 +225,9 @@ void ChannelHost::DoSubscribe(const SubscriptionRequest& request,
         response.set_subscription_id(member_id);
         const Subscription* sub = fsm_->FindSubscription(result.sub_id);
         response.set_start_sequence(fsm_->EffectiveAckFloor(*sub) + 1);
-        if (!stream->Started(fsm_->channel_id(), response)) {
+        if (!stream->Started(response,
+                             std::make_shared<LocalUpstream>(
+                                 options_, fsm_->channel_id(), member_id))) {
           StreamEnded(member_id);
         }
       });

@@ -55,6 +55,13 @@ struct ChannelHostOptions {
   // Whether a member's connection is still registered (metadata group).
   std::function<bool(const std::string& client_id, const std::string& conn_id)>
       connection_alive;
+  // Thread-safe routes back into the node for a local stream's acks and end
+  // (they post to the loop, which calls Acks / StreamEnded).
+  std::function<void(uint64_t channel_id, std::string member_id,
+                     std::vector<uint64_t> seqs)>
+      post_acks;
+  std::function<void(uint64_t channel_id, std::string member_id)>
+      post_stream_end;
 };
 
 class ChannelHost {

@@ -41,7 +41,12 @@ absl::Status OutcomeStatus(const ApplyOutcome& outcome) {
 }  // namespace
 
 Node::Node(const ServerConfig& config, const Clock* clock)
-    : config_(config), clock_(clock) {
+    : config_(config), clock_(clock), self_(config.node().id()) {
+  cluster_nodes_.push_back(self_);
+  for (const PeerConfig& peer : config_.node().peers()) {
+    cluster_nodes_.push_back(peer.id());
+  }
+  std::sort(cluster_nodes_.begin(), cluster_nodes_.end());
   tick_ns_ = int64_t{config_.raft().tick_ms()} * 1000000;
   fsm_options_.dedup_window_ms = config_.store().dedup_window_ms();
   fsm_options_.dedup_entries_max = config_.store().dedup_entries_max();
@@ -50,6 +55,14 @@ Node::Node(const ServerConfig& config, const Clock* clock)
                                           const std::string& conn_id) {
     const ClientRecord* client = meta_->FindClient(client_id);
     return client != nullptr && client->conn_id() == conn_id;
+  };
+  host_options_.post_acks = [this](uint64_t channel_id, std::string member_id,
+                                   std::vector<uint64_t> seqs) {
+    SubscriptionAcks(channel_id, std::move(member_id), std::move(seqs));
+  };
+  host_options_.post_stream_end = [this](uint64_t channel_id,
+                                         std::string member_id) {
+    SubscriptionEnded(channel_id, std::move(member_id));
   };
   host_options_.member_id_prefix = absl::StrFormat(
       "%d-%x", config_.node().id(),
@@ -88,8 +101,9 @@ absl::StatusOr<std::unique_ptr<RaftGroup>> Node::OpenGroup(
         opened.status().code(),
         absl::StrCat("group ", group, ": ", opened.status().message()));
   }
-  // A single-node cluster elects itself right away.
-  if (config_.node().peers_size() == 0) {
+  // A single-node cluster elects itself right away; in a cluster the
+  // election timeout (or a designated first leader) decides.
+  if (cluster_nodes_.size() == 1) {
     (*opened)->replica()->Campaign().IgnoreError();  // already leader is fine
   }
   return opened;
@@ -110,8 +124,9 @@ absl::Status Node::Recover() {
     if (initial->conf_state.voters_size() == 0) {
       storage::WriteBatch batch;
       raft::ConfState conf;
-      conf.add_voters(config_.node().id());
+      for (raft::NodeId node : cluster_nodes_) conf.add_voters(node);
       storage::LogStore::Bootstrap(kMetaGroup, conf, &batch);
+      fresh_cluster_ = true;
       if (absl::Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) return s;
     }
   }
@@ -119,8 +134,19 @@ absl::Status Node::Recover() {
       OpenGroup(kMetaGroup, meta_->applied_index());
   if (!group.ok()) return group.status();
   meta_group_ = *std::move(group);
+  // A brand-new cluster: the lowest node id asks for votes at once instead
+  // of waiting out an election timeout.
+  if (fresh_cluster_ && cluster_nodes_.size() > 1 &&
+      cluster_nodes_.front() == self_) {
+    meta_group_->replica()->Campaign().IgnoreError();  // best effort
+  }
 
   for (const auto& [name, entry] : meta_->channels()) {
+    if (std::find(entry.replicas().begin(), entry.replicas().end(), self_) ==
+            entry.replicas().end() &&
+        entry.replicas_size() > 0) {
+      continue;  // another node's channel
+    }
     absl::StatusOr<std::unique_ptr<ChannelFsm>> fsm =
         ChannelFsm::Load(store_.get(), entry.channel_id(), fsm_options_);
     if (!fsm.ok()) {
@@ -210,6 +236,7 @@ void Node::RunTasks() {
 
 void Node::RunOnce(int64_t now_ns) {
   RunTasks();
+  FlushForwardedPublishes();
   if (now_ns >= next_tick_ns_) {
     Tick(now_ns);
     next_tick_ns_ = now_ns + tick_ns_;
@@ -288,17 +315,21 @@ void Node::ProcessReadies() {
       CHECK(status.ok()) << "raft log write failed: " << status;
     }
     for (auto& [group, ready] : readies) group->log()->OnPersisted();
+    // Persisted: now the messages that depend on it may leave, one batch
+    // per peer for all groups.
+    absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound;
     for (auto& [group, ready] : readies) {
-      // Single-node clusters have no peers to send to; the cluster
-      // transport plugs in here.
-      if (!ready.messages.empty()) {
-        LOG(DEBUG) << "dropping raft messages without transport group="
-                   << group->id() << " count=" << ready.messages.size();
+      for (raft::Message& message : ready.messages) {
+        const raft::NodeId to = message.to();
+        outbound[to].push_back(std::move(message));
       }
+      ready.messages.clear();
     }
+    SendOutbound(std::move(outbound));
     storage::WriteBatch apply_batch;
     for (auto& [group, ready] : readies) {
       if (ready.soft_state) group->OnSoftState(*ready.soft_state);
+      if (!ready.read_states.empty()) group->OnReadStates(ready.read_states);
       if (deleted_channels_.end() != std::find(deleted_channels_.begin(),
                                                deleted_channels_.end(),
                                                group->id())) {
@@ -377,16 +408,22 @@ void Node::ApplyMeta(const raft::Entry& entry, storage::WriteBatch* batch) {
              ? absl::UnavailableError("client stopped pinging and was dropped")
              : absl::CancelledError("client closed the connection")});
   }
-  if (command.has_create_channel() && result.created) {
-    const ChannelCreate& create = command.create_channel();
+  const ChannelCreate& create = command.create_channel();
+  if (command.has_create_channel() && result.created &&
+      std::find(create.replicas().begin(), create.replicas().end(), self_) !=
+          create.replicas().end()) {
+    // This node holds a replica: its state machine and raft group start
+    // now, with every replica as a voter.
     std::unique_ptr<ChannelFsm> fsm = ChannelFsm::Create(
         store_.get(), result.channel_id, create.name(), create.limits(),
         create.time_ns(), fsm_options_, batch);
     raft::ConfState conf;
-    conf.add_voters(config_.node().id());
+    for (uint64_t node : create.replicas()) conf.add_voters(node);
     storage::LogStore::Bootstrap(result.channel_id, conf, batch);
     pending_fsms_[result.channel_id] = std::move(fsm);
-    created_channels_.push_back(result.channel_id);
+    created_channels_.push_back(
+        {result.channel_id,
+         create.replicas(result.channel_id % create.replicas_size()) == self_});
   }
   if (command.has_delete_channel() && result.status.ok()) {
     const uint64_t id = result.channel_id;
@@ -419,23 +456,26 @@ void Node::AfterApplyWritten() {
     LOG(INFO) << "channel deleted channel_id=" << id;
   }
   deleted_channels_.clear();
-  std::vector<uint64_t> created;
+  std::vector<CreatedChannel> created;
   created.swap(created_channels_);
-  for (uint64_t id : created) {
+  for (const auto& [id, designated_leader] : created) {
     std::unique_ptr<ChannelFsm> fsm = std::move(pending_fsms_.at(id));
     pending_fsms_.erase(id);
     const std::string name = fsm->name();
     absl::StatusOr<std::unique_ptr<RaftGroup>> group = OpenGroup(id, 0);
     CHECK(group.ok()) << "cannot open the group of new channel " << name << ": "
                       << group.status();
+    if (designated_leader) {
+      // Leaders of new channels spread round-robin over their replicas.
+      (*group)->replica()->Campaign().IgnoreError();  // best effort
+    }
     channels_[id] = std::make_unique<ChannelHost>(
         std::move(fsm), *std::move(group), host_options_, clock_);
     LOG(INFO) << "channel created channel=" << name << " channel_id=" << id;
-    auto waiting = creating_.extract(name);
-    if (!waiting.empty()) {
-      for (auto& waiter : waiting.mapped()) waiter(absl::OkStatus());
-    }
   }
+  std::vector<absl::AnyInvocable<void()>> tasks;
+  tasks.swap(after_apply_);
+  for (auto& task : tasks) task();
 }
 
 ChannelHost* Node::FindChannel(uint64_t channel_id) {
@@ -447,53 +487,300 @@ void Node::ProposeMeta(const MetaCommand& command, ProposalDone done) {
   meta_group_->Propose(command.SerializeAsString(), std::move(done));
 }
 
-// ---- Requests ----
+// ---- Cluster ----
 
-void Node::Connect(const ConnectRequest& request, ConnectDone done) {
-  auto shared = std::make_shared<ConnectDone>(std::move(done));
-  if (!Post([this, request, shared] {
-        DoConnect(request, std::move(*shared));
-      })) {
-    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
-  }
+void Node::SetCluster(Transport* transport, Forwarder* forwarder) {
+  CHECK(!started_);
+  transport_ = transport;
+  forwarder_ = forwarder;
 }
 
-void Node::Ping(const PingRequest& request, StatusDone done) {
-  auto shared = std::make_shared<StatusDone>(std::move(done));
-  if (!Post([this, request, shared] {
-        (*shared)(CheckClient(request.client_id(), request.conn_id()));
-      })) {
-    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
-  }
+void Node::OnRaftMessages(raft::NodeId from,
+                          std::vector<raft::Message> messages) {
+  auto shared =
+      std::make_shared<std::vector<raft::Message>>(std::move(messages));
+  // Refused when overloaded or stopping: raft retransmits.
+  Post([this, from, shared] { StepInbound(from, std::move(*shared)); });
 }
 
-void Node::Publish(const PubMsg& msg, PublishDone done) {
-  auto shared = std::make_shared<PublishDone>(std::move(done));
-  if (!Post([this, msg, shared] { DoPublish(msg, std::move(*shared), 0); })) {
-    (*shared)(ErrorAck(msg.guid(), absl::UnavailableError(
-                                       "server is busy or stopping; retry")));
-  }
+RaftGroup* Node::FindGroup(raft::GroupId group) {
+  if (group == kMetaGroup) return meta_group_.get();
+  ChannelHost* host = FindChannel(group);
+  return host == nullptr ? nullptr : host->group();
 }
 
-void Node::PublishBatch(std::vector<PubMsg> msgs,
-                        std::shared_ptr<PubAckSink> sink) {
-  auto shared = std::make_shared<std::vector<PubMsg>>(std::move(msgs));
-  if (!Post([this, shared, sink] {
-        for (const PubMsg& msg : *shared) {
-          DoPublish(
-              msg, [sink](const PubAck& ack) { sink->Ack(ack); }, 0);
-        }
-      })) {
-    for (const PubMsg& msg : *shared) {
-      sink->Ack(ErrorAck(msg.guid(), absl::UnavailableError(
-                                         "server is busy or stopping; retry")));
+void Node::StepInbound(raft::NodeId from, std::vector<raft::Message> messages) {
+  for (const raft::Message& message : messages) {
+    RaftGroup* group = FindGroup(message.group());
+    if (group == nullptr) {
+      // A channel this node has not created yet (its metadata replica
+      // lags) or has deleted: the sender retries.
+      LOG(DEBUG) << "raft message for unknown group=" << message.group()
+                 << " from=" << from;
+      continue;
+    }
+    absl::Status status = group->replica()->Step(message);
+    if (!status.ok()) {
+      LOG(DEBUG) << "raft message refused group=" << message.group()
+                 << " from=" << from << " " << status;
     }
   }
 }
 
-void Node::Subscribe(const SubscriptionRequest& request,
+void Node::SendOutbound(
+    absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound) {
+  for (auto& [to, messages] : outbound) {
+    // Remember what to report if the transport drops the batch.
+    std::vector<std::pair<raft::GroupId, bool>> groups;
+    for (const raft::Message& message : messages) {
+      groups.emplace_back(message.group(),
+                          message.type() == raft::MSG_SNAPSHOT);
+    }
+    const bool sent =
+        transport_ != nullptr && transport_->Send(to, std::move(messages));
+    if (sent) continue;
+    for (const auto& [id, snapshot] : groups) {
+      RaftGroup* group = FindGroup(id);
+      if (group == nullptr) continue;
+      group->replica()->ReportUnreachable(to);
+      if (snapshot) group->replica()->ReportSnapshot(to, false);
+    }
+  }
+}
+
+// ---- Routing ----
+
+int64_t Node::Deadline() const {
+  return clock_->NowNs() + host_options_.serving_wait_ns;
+}
+
+void Node::RouteMeta(int hops, int64_t deadline_ns, RouteDone then) {
+  if (meta_group_->serving()) {
+    then(self_);
+    return;
+  }
+  const raft::NodeId leader = meta_group_->leader_id();
+  if (leader != raft::kNoNode && leader != self_) {
+    if (hops >= kForwardHopsMax || forwarder_ == nullptr) {
+      then(absl::UnavailableError(absl::StrCat(
+          "node ", self_, " does not lead the metadata group (node ", leader,
+          " does); retry")));
+      return;
+    }
+    then(leader);
+    return;
+  }
+  auto shared = std::make_shared<RouteDone>(std::move(then));
+  meta_group_->WhenRoutable(
+      deadline_ns, [this, hops, deadline_ns, shared](absl::Status status) {
+        if (!status.ok()) {
+          (*shared)(status);
+          return;
+        }
+        RouteMeta(hops, deadline_ns, std::move(*shared));
+      });
+}
+
+void Node::RouteChannel(const std::string& name, bool create, int hops,
+                        int64_t deadline_ns, ChannelRouteDone then) {
+  auto retry = [this, name, create, hops, deadline_ns](ChannelRouteDone then) {
+    auto shared = std::make_shared<ChannelRouteDone>(std::move(then));
+    return
+        [this, name, create, hops, deadline_ns, shared](absl::Status status) {
+          if (!status.ok()) {
+            (*shared)(status);
+            return;
+          }
+          RouteChannel(name, create, hops, deadline_ns, std::move(*shared));
+        };
+  };
+  const ChannelDirectoryEntry* entry = meta_->FindChannel(name);
+  if (entry == nullptr) {
+    if (!create) {
+      then(absl::NotFoundError(absl::StrCat("unknown channel '", name, "'")));
+      return;
+    }
+    if (meta_group_->serving()) {
+      CreateChannel(name, retry(std::move(then)));
+      return;
+    }
+    // The metadata leader creates it (and routes the request on).
+    auto shared = std::make_shared<ChannelRouteDone>(std::move(then));
+    RouteMeta(hops, deadline_ns,
+              [this, name, create, hops, deadline_ns,
+               shared](absl::StatusOr<raft::NodeId> leader) {
+                if (!leader.ok()) {
+                  (*shared)(leader.status());
+                } else if (*leader == self_) {
+                  RouteChannel(name, create, hops, deadline_ns,
+                               std::move(*shared));
+                } else {
+                  (*shared)(ChannelRoute{nullptr, *leader});
+                }
+              });
+    return;
+  }
+  auto forward = [&](raft::NodeId to) {
+    if (to == self_ || hops >= kForwardHopsMax || forwarder_ == nullptr) {
+      then(absl::UnavailableError(
+          absl::StrCat("node ", self_, " does not lead channel '", name,
+                       "' (node ", to, " does); retry")));
+    } else {
+      then(ChannelRoute{nullptr, to});
+    }
+  };
+  ChannelHost* host = FindChannel(entry->channel_id());
+  if (host == nullptr) {
+    // Not a replica here: its designated leader is the best guess.
+    const auto& replicas = entry->replicas();
+    if (replicas.empty()) {
+      then(absl::UnavailableError("channel has no replicas"));
+      return;
+    }
+    forward(replicas[entry->channel_id() % replicas.size()]);
+    return;
+  }
+  if (host->group()->serving()) {
+    then(ChannelRoute{host, raft::kNoNode});
+    return;
+  }
+  const raft::NodeId leader = host->group()->leader_id();
+  if (leader != raft::kNoNode && leader != self_) {
+    forward(leader);
+    return;
+  }
+  host->group()->WhenRoutable(deadline_ns, retry(std::move(then)));
+}
+
+std::vector<uint64_t> Node::PlaceReplicas() const {
+  constexpr size_t kReplicas = 3;
+  if (cluster_nodes_.size() <= kReplicas) {
+    return std::vector<uint64_t>(cluster_nodes_.begin(), cluster_nodes_.end());
+  }
+  // The nodes holding the fewest replicas (ties: lower id).
+  absl::flat_hash_map<uint64_t, int> load;
+  for (uint64_t node : cluster_nodes_) load[node] = 0;
+  for (const auto& [name, entry] : meta_->channels()) {
+    for (uint64_t node : entry.replicas()) ++load[node];
+  }
+  std::vector<uint64_t> nodes(cluster_nodes_.begin(), cluster_nodes_.end());
+  std::stable_sort(nodes.begin(), nodes.end(),
+                   [&](uint64_t a, uint64_t b) { return load[a] < load[b]; });
+  nodes.resize(kReplicas);
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
+}
+
+void Node::CreateChannel(const std::string& name, StatusDone done) {
+  auto& waiters = creating_[name];
+  waiters.push_back(std::move(done));
+  if (waiters.size() > 1) return;  // creation already proposed
+
+  auto finish = [this, name](const absl::Status& status) {
+    auto waiting = creating_.extract(name);
+    if (waiting.empty()) return;
+    for (auto& waiter : waiting.mapped()) waiter(status);
+  };
+  const int64_t pending = static_cast<int64_t>(creating_.size()) - 1;
+  if (static_cast<int64_t>(meta_->channels().size()) + pending >=
+      config_.store().max_channels()) {
+    finish(absl::ResourceExhaustedError(
+        absl::StrCat("cannot create channel '", name, "': max_channels (",
+                     config_.store().max_channels(), ") reached")));
+    return;
+  }
+  MetaCommand command;
+  ChannelCreate* create = command.mutable_create_channel();
+  create->set_name(name);
+  *create->mutable_limits() = ResolveChannelLimits(name, config_.store());
+  create->set_time_ns(clock_->NowNs());
+  for (uint64_t node : PlaceReplicas()) create->add_replicas(node);
+  // The waiters re-route once the channel's host exists (it is created
+  // after the apply batch is written).
+  ProposeMeta(command, [this, finish](const ApplyOutcome& outcome) {
+    after_apply_.push_back(
+        [finish, status = OutcomeStatus(outcome)] { finish(status); });
+  });
+}
+
+void Node::CheckClientFresh(const std::string& client_id,
+                            const std::string& conn_id, StatusDone then) {
+  absl::Status status = CheckClient(client_id, conn_id);
+  if (status.ok() || meta_group_->serving()) {
+    then(status);
+    return;
+  }
+  auto shared = std::make_shared<StatusDone>(std::move(then));
+  meta_group_->ReadBarrier(
+      Deadline(), [this, client_id, conn_id, shared](absl::Status barrier) {
+        (*shared)(barrier.ok() ? CheckClient(client_id, conn_id) : barrier);
+      });
+}
+
+// ---- Requests ----
+
+void Node::Connect(const ConnectRequest& request, int hops, ConnectDone done) {
+  auto shared = std::make_shared<ConnectDone>(std::move(done));
+  if (!Post([this, request, hops, shared] {
+        RouteMeta(
+            hops, Deadline(),
+            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
+              if (!leader.ok()) {
+                (*shared)(leader.status());
+              } else if (*leader == self_) {
+                DoConnect(request, std::move(*shared));
+              } else {
+                forwarder_->Connect(*leader, hops, request, std::move(*shared));
+              }
+            });
+      })) {
+    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
+}
+
+void Node::Ping(const PingRequest& request, int hops, StatusDone done) {
+  auto shared = std::make_shared<StatusDone>(std::move(done));
+  if (!Post([this, request, hops, shared] {
+        // Liveness is tracked by the metadata leader.
+        RouteMeta(
+            hops, Deadline(),
+            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
+              if (!leader.ok()) {
+                (*shared)(leader.status());
+              } else if (*leader == self_) {
+                (*shared)(CheckClient(request.client_id(), request.conn_id()));
+              } else {
+                forwarder_->Ping(*leader, hops, request, std::move(*shared));
+              }
+            });
+      })) {
+    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
+}
+
+void Node::Publish(
+    std::vector<PubMsg> msgs, int hops,
+    std::function<void(size_t index, const PubAck& ack)> on_ack) {
+  auto shared = std::make_shared<std::vector<PubMsg>>(std::move(msgs));
+  if (!Post([this, shared, hops, on_ack] {
+        for (size_t i = 0; i < shared->size(); ++i) {
+          DoPublish(std::move((*shared)[i]), hops,
+                    [on_ack, i](const PubAck& ack) { on_ack(i, ack); });
+        }
+      })) {
+    for (size_t i = 0; i < shared->size(); ++i) {
+      on_ack(i, ErrorAck((*shared)[i].guid(),
+                         absl::UnavailableError(
+                             "server is busy or stopping; retry")));
+    }
+  }
+}
+
+void Node::Subscribe(const SubscriptionRequest& request, int hops,
                      std::shared_ptr<SubscriberStream> stream) {
-  if (!Post([this, request, stream] { DoSubscribe(request, stream, 0); })) {
+  if (!Post([this, request, hops, stream] {
+        DoSubscribe(request, hops, stream);
+      })) {
     stream->End(absl::UnavailableError("server is busy or stopping; retry"));
   }
 }
@@ -517,19 +804,31 @@ void Node::SubscriptionEnded(uint64_t channel_id, std::string member_id) {
   });
 }
 
-void Node::Unsubscribe(const UnsubscribeRequest& request, StatusDone done) {
+void Node::Unsubscribe(const UnsubscribeRequest& request, int hops,
+                       StatusDone done) {
   auto shared = std::make_shared<StatusDone>(std::move(done));
-  if (!Post([this, request, shared] {
-        DoUnsubscribe(request, std::move(*shared));
+  if (!Post([this, request, hops, shared] {
+        DoUnsubscribe(request, hops, std::move(*shared));
       })) {
     (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
   }
 }
 
-void Node::Close(const CloseRequest& request, StatusDone done) {
+void Node::Close(const CloseRequest& request, int hops, StatusDone done) {
   auto shared = std::make_shared<StatusDone>(std::move(done));
-  if (!Post(
-          [this, request, shared] { DoClose(request, std::move(*shared)); })) {
+  if (!Post([this, request, hops, shared] {
+        RouteMeta(
+            hops, Deadline(),
+            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
+              if (!leader.ok()) {
+                (*shared)(leader.status());
+              } else if (*leader == self_) {
+                DoClose(request, std::move(*shared));
+              } else {
+                forwarder_->Close(*leader, hops, request, std::move(*shared));
+              }
+            });
+      })) {
     (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
   }
 }
@@ -556,24 +855,12 @@ absl::Status Node::CheckClient(const std::string& client_id,
 }
 
 void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
-  if (!meta_group_->serving()) {
-    meta_group_->WhenServing(
-        clock_->NowNs() + host_options_.serving_wait_ns,
-        [this, request, done = std::move(done)](absl::Status status) mutable {
-          if (!status.ok()) {
-            done(status);
-            return;
-          }
-          DoConnect(request, std::move(done));
-        });
-    return;
-  }
   ConnectResponse response;
   response.set_ping_interval_ms(config_.clients().ping_interval_ms());
   response.set_ping_max_out(config_.clients().ping_max_out());
   response.set_max_payload_bytes(config_.store().max_payload_bytes());
   response.set_cluster_name(config_.node().cluster_name());
-  response.set_node_id(config_.node().id());
+  response.set_node_id(self_);
 
   const std::string& client_id = request.client_id();
   const ClientRecord* existing = meta_->FindClient(client_id);
@@ -621,124 +908,132 @@ void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
   });
 }
 
-void Node::WithChannel(
-    const std::string& name,
-    absl::AnyInvocable<void(absl::StatusOr<ChannelHost*>)> then) {
-  if (const ChannelDirectoryEntry* entry = meta_->FindChannel(name)) {
-    if (ChannelHost* host = FindChannel(entry->channel_id())) {
-      then(host);
-      return;
-    }
-  }
-  auto shared =
-      std::make_shared<absl::AnyInvocable<void(absl::StatusOr<ChannelHost*>)>>(
-          std::move(then));
-  auto& waiters = creating_[name];
-  waiters.push_back([this, name, shared](absl::Status status) {
-    if (!status.ok()) {
-      (*shared)(status);
-      return;
-    }
-    const ChannelDirectoryEntry* entry = meta_->FindChannel(name);
-    ChannelHost* host = entry ? FindChannel(entry->channel_id()) : nullptr;
-    if (host == nullptr) {
-      (*shared)(absl::UnavailableError(
-          absl::StrCat("channel '", name, "' is not available; retry")));
-      return;
-    }
-    (*shared)(host);
-  });
-  if (waiters.size() > 1) return;  // creation already proposed
-
-  auto fail_waiters = [this, name](const absl::Status& status) {
-    auto waiting = creating_.extract(name);
-    if (waiting.empty()) return;
-    for (auto& waiter : waiting.mapped()) waiter(status);
-  };
-  const int64_t pending = static_cast<int64_t>(creating_.size()) - 1;
-  if (static_cast<int64_t>(meta_->channels().size()) + pending >=
-      config_.store().max_channels()) {
-    fail_waiters(absl::ResourceExhaustedError(
-        absl::StrCat("cannot create channel '", name, "': max_channels (",
-                     config_.store().max_channels(), ") reached")));
-    return;
-  }
-  MetaCommand command;
-  ChannelCreate* create = command.mutable_create_channel();
-  create->set_name(name);
-  *create->mutable_limits() = ResolveChannelLimits(name, config_.store());
-  create->set_time_ns(clock_->NowNs());
-  // Created channels wake their waiters in AfterApplyWritten; a failure
-  // (or an already existing channel) wakes them here.
-  ProposeMeta(command, [this, name, fail_waiters](const ApplyOutcome& outcome) {
-    absl::Status status = OutcomeStatus(outcome);
-    if (!status.ok()) {
-      fail_waiters(status);
-    } else if (!outcome.meta->created) {
-      fail_waiters(absl::OkStatus());
-    }
-  });
-}
-
-void Node::DoPublish(const PubMsg& msg, PublishDone done, int attempts) {
-  if (absl::Status status = CheckClient(msg.client_id(), msg.conn_id());
-      !status.ok()) {
-    done(ErrorAck(msg.guid(), status));
-    return;
-  }
-  // Fast path: the channel exists here.
+void Node::DoPublish(PubMsg msg, int hops, PublishDone done) {
+  // Fast path: a channel this node serves and a client it knows.
   if (const ChannelDirectoryEntry* entry = meta_->FindChannel(msg.subject())) {
-    if (ChannelHost* host = FindChannel(entry->channel_id())) {
+    ChannelHost* host = FindChannel(entry->channel_id());
+    if (host != nullptr && host->group()->serving() &&
+        CheckClient(msg.client_id(), msg.conn_id()).ok()) {
       host->Publish(msg, std::move(done));
       return;
     }
   }
-  if (attempts >= kChannelAttemptsMax) {
-    done(ErrorAck(msg.guid(), absl::UnavailableError("channel unavailable")));
-    return;
-  }
-  WithChannel(msg.subject(), [this, msg, attempts, done = std::move(done)](
-                                 absl::StatusOr<ChannelHost*> host) mutable {
-    if (!host.ok()) {
-      done(ErrorAck(msg.guid(), host.status()));
-      return;
-    }
-    DoPublish(msg, std::move(done), attempts + 1);
-  });
+  auto shared_msg = std::make_shared<PubMsg>(std::move(msg));
+  auto shared_done = std::make_shared<PublishDone>(std::move(done));
+  RouteChannel(
+      shared_msg->subject(), /*create=*/true, hops, Deadline(),
+      [this, hops, shared_msg,
+       shared_done](absl::StatusOr<ChannelRoute> route) {
+        if (!route.ok()) {
+          (*shared_done)(ErrorAck(shared_msg->guid(), route.status()));
+          return;
+        }
+        if (route->forward_to != raft::kNoNode) {
+          ForwardPublish(route->forward_to, hops, std::move(*shared_msg),
+                         std::move(*shared_done));
+          return;
+        }
+        ChannelHost* host = route->host;
+        const uint64_t channel_id = host->fsm().channel_id();
+        CheckClientFresh(
+            shared_msg->client_id(), shared_msg->conn_id(),
+            [this, channel_id, shared_msg, shared_done](absl::Status status) {
+              ChannelHost* host = FindChannel(channel_id);
+              if (status.ok() && host == nullptr) {
+                status = absl::UnavailableError("channel was deleted; retry");
+              }
+              if (!status.ok()) {
+                (*shared_done)(ErrorAck(shared_msg->guid(), status));
+                return;
+              }
+              host->Publish(*shared_msg, std::move(*shared_done));
+            });
+      });
 }
 
-void Node::DoSubscribe(const SubscriptionRequest& request,
-                       std::shared_ptr<SubscriberStream> stream, int attempts) {
-  if (absl::Status status = CheckClient(request.client_id(), request.conn_id());
-      !status.ok()) {
-    stream->End(status);
-    return;
-  }
-  WithChannel(request.subject(),
-              [request, stream](absl::StatusOr<ChannelHost*> host) {
-                if (!host.ok()) {
-                  stream->End(host.status());
-                  return;
-                }
-                (*host)->Subscribe(request, stream);
-              });
-  (void)attempts;
+void Node::ForwardPublish(raft::NodeId to, int hops, PubMsg msg,
+                          PublishDone done) {
+  ForwardBatch& batch = forward_publishes_[{to, hops}];
+  batch.msgs.push_back(std::move(msg));
+  batch.dones.push_back(std::move(done));
 }
 
-void Node::DoUnsubscribe(const UnsubscribeRequest& request, StatusDone done) {
-  if (absl::Status status = CheckClient(request.client_id(), request.conn_id());
-      !status.ok()) {
-    done(status);
-    return;
+void Node::FlushForwardedPublishes() {
+  if (forward_publishes_.empty()) return;
+  absl::btree_map<std::pair<raft::NodeId, int>, ForwardBatch> batches;
+  batches.swap(forward_publishes_);
+  for (auto& [key, batch] : batches) {
+    auto dones =
+        std::make_shared<std::vector<PublishDone>>(std::move(batch.dones));
+    forwarder_->PublishBatch(key.first, key.second, std::move(batch.msgs),
+                             [dones](std::vector<PubAck> acks) {
+                               for (size_t i = 0; i < acks.size(); ++i) {
+                                 (*dones)[i](acks[i]);
+                               }
+                             });
   }
-  const ChannelDirectoryEntry* entry = meta_->FindChannel(request.subject());
-  ChannelHost* host = entry ? FindChannel(entry->channel_id()) : nullptr;
-  if (host == nullptr) {
-    done(absl::NotFoundError(
-        absl::StrCat("unknown channel '", request.subject(), "'")));
-    return;
-  }
-  host->Unsubscribe(request, std::move(done));
+}
+
+void Node::DoSubscribe(const SubscriptionRequest& request, int hops,
+                       std::shared_ptr<SubscriberStream> stream) {
+  RouteChannel(
+      request.subject(), /*create=*/true, hops, Deadline(),
+      [this, request, hops, stream](absl::StatusOr<ChannelRoute> route) {
+        if (!route.ok()) {
+          stream->End(route.status());
+          return;
+        }
+        if (route->forward_to != raft::kNoNode) {
+          forwarder_->Subscribe(route->forward_to, hops, request, stream);
+          return;
+        }
+        const uint64_t channel_id = route->host->fsm().channel_id();
+        CheckClientFresh(
+            request.client_id(), request.conn_id(),
+            [this, channel_id, request, stream](absl::Status status) {
+              ChannelHost* host = FindChannel(channel_id);
+              if (status.ok() && host == nullptr) {
+                status = absl::UnavailableError("channel was deleted; retry");
+              }
+              if (!status.ok()) {
+                stream->End(status);
+                return;
+              }
+              host->Subscribe(request, stream);
+            });
+      });
+}
+
+void Node::DoUnsubscribe(const UnsubscribeRequest& request, int hops,
+                         StatusDone done) {
+  auto shared = std::make_shared<StatusDone>(std::move(done));
+  RouteChannel(
+      request.subject(), /*create=*/false, hops, Deadline(),
+      [this, request, hops, shared](absl::StatusOr<ChannelRoute> route) {
+        if (!route.ok()) {
+          (*shared)(route.status());
+          return;
+        }
+        if (route->forward_to != raft::kNoNode) {
+          forwarder_->Unsubscribe(route->forward_to, hops, request,
+                                  std::move(*shared));
+          return;
+        }
+        const uint64_t channel_id = route->host->fsm().channel_id();
+        CheckClientFresh(
+            request.client_id(), request.conn_id(),
+            [this, channel_id, request, shared](absl::Status status) {
+              ChannelHost* host = FindChannel(channel_id);
+              if (status.ok() && host == nullptr) {
+                status = absl::NotFoundError("channel was deleted");
+              }
+              if (!status.ok()) {
+                (*shared)(status);
+                return;
+              }
+              host->Unsubscribe(request, std::move(*shared));
+            });
+      });
 }
 
 void Node::DoClose(const CloseRequest& request, StatusDone done) {

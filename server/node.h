@@ -14,6 +14,11 @@
 // single voter). Applied state is written unsynced together with the
 // applied index; on restart raft re-applies committed entries past it.
 //
+// Clusters: raft messages leave through the Transport after the group
+// commit; inbound batches are stepped on the loop. A request this node
+// cannot serve (it does not lead the group) is forwarded to the leader it
+// knows (Forwarder), or waits (bounded) until some leader is known.
+//
 // Threading: the public request methods are thread-safe; they post to the
 // loop's bounded inbox and their callbacks run later on the loop thread
 // (or at once on the caller's thread with UNAVAILABLE when the inbox is
@@ -41,22 +46,17 @@
 #include "proto/streaming.pb.h"
 #include "server/channel_host.h"
 #include "server/clock.h"
+#include "server/forwarder.h"
 #include "server/meta_fsm.h"
 #include "server/raft_group.h"
 #include "server/subscriber_stream.h"
+#include "server/transport.h"
 #include "storage/channel_store.h"
 #include "storage/kv.h"
 
 namespace spate::server {
 
 using ConnectDone = absl::AnyInvocable<void(absl::StatusOr<ConnectResponse>)>;
-
-// Receives the PubAcks of a PublishStream (loop thread), one per message.
-class PubAckSink {
- public:
-  virtual ~PubAckSink() = default;
-  virtual void Ack(const PubAck& ack) = 0;
-};
 
 class Node {
  public:
@@ -71,18 +71,26 @@ class Node {
   void Start();
   void Stop();
 
+  // Wires the cluster (before Start). Either may be null for a single node.
+  void SetCluster(Transport* transport, Forwarder* forwarder);
+  // Inbound raft batch from `from` (thread-safe; posted to the loop).
+  void OnRaftMessages(raft::NodeId from, std::vector<raft::Message> messages);
+
   // ---- Client requests (thread-safe, validated by the caller) ----
-  void Connect(const ConnectRequest& request, ConnectDone done);
-  void Ping(const PingRequest& request, StatusDone done);
-  void Publish(const PubMsg& msg, PublishDone done);
-  void PublishBatch(std::vector<PubMsg> msgs, std::shared_ptr<PubAckSink> sink);
-  void Subscribe(const SubscriptionRequest& request,
+  // `hops`: how many nodes already forwarded the request (0 from clients).
+  void Connect(const ConnectRequest& request, int hops, ConnectDone done);
+  void Ping(const PingRequest& request, int hops, StatusDone done);
+  // `on_ack(i, ack)` runs once per message i (any thread, any order).
+  void Publish(std::vector<PubMsg> msgs, int hops,
+               std::function<void(size_t index, const PubAck& ack)> on_ack);
+  void Subscribe(const SubscriptionRequest& request, int hops,
                  std::shared_ptr<SubscriberStream> stream);
   void SubscriptionAcks(uint64_t channel_id, std::string member_id,
                         std::vector<uint64_t> seqs);
   void SubscriptionEnded(uint64_t channel_id, std::string member_id);
-  void Unsubscribe(const UnsubscribeRequest& request, StatusDone done);
-  void Close(const CloseRequest& request, StatusDone done);
+  void Unsubscribe(const UnsubscribeRequest& request, int hops,
+                   StatusDone done);
+  void Close(const CloseRequest& request, int hops, StatusDone done);
 
   // Runs `task` on the loop thread (tests, monitoring snapshots). False if
   // refused (inbox full or stopped).
@@ -113,33 +121,73 @@ class Node {
   int64_t NextWakeNs(int64_t now_ns) const;
   bool AnyReady() const;
 
-  // Request handling on the loop thread.
+  // ---- Routing (loop thread) ----
+  // Where a request goes: this node (self id) or the leader to forward to;
+  // waits until `deadline_ns` for a leader to be known.
+  using RouteDone = absl::AnyInvocable<void(absl::StatusOr<raft::NodeId>)>;
+  void RouteMeta(int hops, int64_t deadline_ns, RouteDone then);
+  // The channel's local host when this node serves it, or the node to
+  // forward to. A missing channel is created (by the metadata leader).
+  struct ChannelRoute {
+    ChannelHost* host = nullptr;
+    raft::NodeId forward_to = raft::kNoNode;
+  };
+  using ChannelRouteDone =
+      absl::AnyInvocable<void(absl::StatusOr<ChannelRoute>)>;
+  void RouteChannel(const std::string& name, bool create, int hops,
+                    int64_t deadline_ns, ChannelRouteDone then);
+  // Metadata leader only: creates `name` (or finds it created meanwhile).
+  void CreateChannel(const std::string& name, StatusDone done);
+  std::vector<uint64_t> PlaceReplicas() const;
+  // CheckClient against this node's metadata replica, confirmed with the
+  // metadata leader (read barrier) before refusing, since the replica may
+  // lag behind a just-applied Connect.
+  void CheckClientFresh(const std::string& client_id,
+                        const std::string& conn_id, StatusDone then);
+  int64_t Deadline() const;
+
+  // ---- Request handling (loop thread) ----
   void DoConnect(const ConnectRequest& request, ConnectDone done);
-  void DoPublish(const PubMsg& msg, PublishDone done, int attempts);
-  void DoSubscribe(const SubscriptionRequest& request,
-                   std::shared_ptr<SubscriberStream> stream, int attempts);
-  void DoUnsubscribe(const UnsubscribeRequest& request, StatusDone done);
+  void DoPublish(PubMsg msg, int hops, PublishDone done);
+  void ForwardPublish(raft::NodeId to, int hops, PubMsg msg, PublishDone done);
+  void FlushForwardedPublishes();
+  void DoSubscribe(const SubscriptionRequest& request, int hops,
+                   std::shared_ptr<SubscriberStream> stream);
+  void DoUnsubscribe(const UnsubscribeRequest& request, int hops,
+                     StatusDone done);
   void DoClose(const CloseRequest& request, StatusDone done);
-  // Removes client `client_id` (connection `conn_id`, or any when empty):
-  // closes its members in every channel, then the client record.
+  // Removes client `client_id` (connection `conn_id`): once applied, every
+  // channel leader closes its members.
   void DropClient(const std::string& client_id, const std::string& conn_id,
                   ClientClose::Reason reason, StatusDone done);
+  void StepInbound(raft::NodeId from, std::vector<raft::Message> messages);
+  RaftGroup* FindGroup(raft::GroupId group);
+  void SendOutbound(
+      absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound);
   void ExpireClients(int64_t now_ns);
   int64_t AliveWindowNs() const;
   // OK when the client is registered with that connection (conn_id empty
   // matches any); NOT_FOUND otherwise. Counts as client activity.
   absl::Status CheckClient(const std::string& client_id,
                            const std::string& conn_id);
-  // Runs `then(channel)` once the channel exists (creating it through the
-  // metadata group if needed), or `then(error)`.
-  void WithChannel(const std::string& name,
-                   absl::AnyInvocable<void(absl::StatusOr<ChannelHost*>)> then);
   void ProposeMeta(const MetaCommand& command, ProposalDone done);
   void MaybeDeleteInactiveChannels(int64_t now_ns);
   ChannelHost* FindChannel(uint64_t channel_id);
 
   const ServerConfig config_;
   const Clock* clock_;
+  const raft::NodeId self_;
+  // Every node of the cluster, ascending (this one and the peers).
+  std::vector<raft::NodeId> cluster_nodes_;
+  Transport* transport_ = nullptr;
+  Forwarder* forwarder_ = nullptr;
+  // Publishes to forward, by (node, hops), sent once per loop iteration.
+  struct ForwardBatch {
+    std::vector<PubMsg> msgs;
+    std::vector<PublishDone> dones;
+  };
+  absl::btree_map<std::pair<raft::NodeId, int>, ForwardBatch>
+      forward_publishes_;
   std::unique_ptr<storage::Kv> kv_;
   std::unique_ptr<storage::ChannelStore> store_;
   std::unique_ptr<MetaFsm> meta_;
@@ -150,9 +198,16 @@ class Node {
 
   // Channels created or deleted by applied meta entries, acted on once the
   // apply batch is written.
-  std::vector<uint64_t> created_channels_;
+  struct CreatedChannel {
+    uint64_t channel_id;
+    bool designated_leader;  // this node campaigns first
+  };
+  std::vector<CreatedChannel> created_channels_;
   std::vector<uint64_t> deleted_channels_;
   absl::flat_hash_map<uint64_t, std::unique_ptr<ChannelFsm>> pending_fsms_;
+  // Continuations to run once the apply batch is written and new channels'
+  // hosts exist.
+  std::vector<absl::AnyInvocable<void()>> after_apply_;
   // Channels whose deletion for inactivity was proposed.
   absl::flat_hash_set<uint64_t> deleting_;
   // Requests waiting for a channel being created, by name.
@@ -171,6 +226,8 @@ class Node {
   };
   std::vector<GoneConnection> gone_connections_;
 
+  // The metadata group was bootstrapped by this run (a new cluster).
+  bool fresh_cluster_ = false;
   int64_t next_tick_ns_ = 0;
   int64_t next_expiry_check_ns_ = 0;
   int64_t tick_ns_ = 0;

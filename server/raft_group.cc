@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
 
@@ -62,6 +63,7 @@ void RaftGroup::Applied(raft::Index index, raft::Term term,
     }
   }
   MaybeStartServing();
+  if (!read_waiters_.empty()) RunReadWaiters();
 }
 
 void RaftGroup::OnSoftState(const raft::SoftState& state) {
@@ -70,8 +72,16 @@ void RaftGroup::OnSoftState(const raft::SoftState& state) {
     term_start_index_ = replica_->log().LastIndex();
   } else {
     term_start_index_ = 0;
-    FailAll(absl::UnavailableError("leadership changed; retry"));
+    // Proposals of the lost term may never commit; serving waiters and
+    // read barriers carry on (they can be forwarded or confirmed).
+    absl::btree_map<raft::Index, Waiter> waiters;
+    waiters.swap(waiters_);
+    for (auto& [index, waiter] : waiters) {
+      waiter.done(
+          ApplyOutcome{absl::UnavailableError("leadership changed; retry")});
+    }
   }
+  MaybeStartServing();
 }
 
 bool RaftGroup::serving() const {
@@ -87,14 +97,76 @@ void RaftGroup::WhenServing(int64_t deadline_ns, ServingDone done) {
   serving_waiters_.push_back({deadline_ns, std::move(done)});
 }
 
+void RaftGroup::WhenRoutable(int64_t deadline_ns, ServingDone done) {
+  const raft::NodeId leader = replica_->leader();
+  if (serving() || (leader != raft::kNoNode && leader != replica_->id())) {
+    done(absl::OkStatus());
+    return;
+  }
+  serving_waiters_.push_back({deadline_ns, std::move(done), true});
+}
+
 void RaftGroup::MaybeStartServing() {
-  if (serving_waiters_.empty() || !serving()) return;
+  if (serving_waiters_.empty()) return;
+  const raft::NodeId leader = replica_->leader();
+  const bool remote = leader != raft::kNoNode && leader != replica_->id();
+  const bool serving_now = serving();
+  if (!serving_now && !remote) return;
   std::vector<ServingWaiter> ready;
-  ready.swap(serving_waiters_);
+  std::vector<ServingWaiter> keep;
+  for (ServingWaiter& waiter : serving_waiters_) {
+    (serving_now || waiter.routable ? ready : keep)
+        .push_back(std::move(waiter));
+  }
+  serving_waiters_.swap(keep);
   for (ServingWaiter& waiter : ready) waiter.done(absl::OkStatus());
 }
 
+void RaftGroup::ReadBarrier(int64_t deadline_ns, ServingDone done) {
+  const uint64_t context = next_read_context_++;
+  absl::Status status = replica_->ReadIndex(absl::StrCat(context));
+  if (!status.ok()) {
+    done(absl::UnavailableError(absl::StrCat("group ", id(),
+                                             " cannot confirm its state now (",
+                                             status.message(), "); retry")));
+    return;
+  }
+  read_waiters_.emplace(context, ReadWaiter{deadline_ns, 0, std::move(done)});
+}
+
+void RaftGroup::OnReadStates(const std::vector<raft::ReadState>& states) {
+  for (const raft::ReadState& state : states) {
+    uint64_t context = 0;
+    if (!absl::SimpleAtoi(state.context, &context)) continue;
+    auto it = read_waiters_.find(context);
+    if (it != read_waiters_.end()) it->second.index = state.index;
+  }
+  RunReadWaiters();
+}
+
+void RaftGroup::RunReadWaiters() {
+  for (auto it = read_waiters_.begin(); it != read_waiters_.end();) {
+    if (it->second.index != 0 && applied_index_ >= it->second.index) {
+      ServingDone done = std::move(it->second.done);
+      it = read_waiters_.erase(it);
+      done(absl::OkStatus());
+    } else {
+      ++it;
+    }
+  }
+}
+
 void RaftGroup::ExpireServingWaiters(int64_t now_ns) {
+  for (auto it = read_waiters_.begin(); it != read_waiters_.end();) {
+    if (it->second.deadline_ns <= now_ns) {
+      ServingDone done = std::move(it->second.done);
+      it = read_waiters_.erase(it);
+      done(absl::UnavailableError(absl::StrCat(
+          "group ", id(), " could not confirm its state in time; retry")));
+    } else {
+      ++it;
+    }
+  }
   if (serving_waiters_.empty()) return;
   std::vector<ServingWaiter> keep;
   std::vector<ServingWaiter> expired;
@@ -116,6 +188,9 @@ void RaftGroup::FailAll(const absl::Status& status) {
   std::vector<ServingWaiter> serving;
   serving.swap(serving_waiters_);
   for (ServingWaiter& waiter : serving) waiter.done(status);
+  absl::btree_map<uint64_t, ReadWaiter> reads;
+  reads.swap(read_waiters_);
+  for (auto& [context, waiter] : reads) waiter.done(status);
 }
 
 }  // namespace spate::server

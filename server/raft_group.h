@@ -77,6 +77,18 @@ class RaftGroup {
   // Runs `done(OK)` once serving, or `done(UNAVAILABLE)` after
   // `deadline_ns` (checked by ExpireServingWaiters).
   void WhenServing(int64_t deadline_ns, ServingDone done);
+  // Like WhenServing, but also runs `done(OK)` as soon as another node is
+  // known to lead (so the caller can forward).
+  void WhenRoutable(int64_t deadline_ns, ServingDone done);
+  // The known leader: this node when serving, another node, or kNoNode.
+  raft::NodeId leader_id() const { return replica_->leader(); }
+
+  // Linearizable read barrier (ReadIndex): `done(OK)` once this replica
+  // has applied everything committed when the barrier was asked for;
+  // UNAVAILABLE when no leader answers before `deadline_ns`.
+  void ReadBarrier(int64_t deadline_ns, ServingDone done);
+  // A Ready carried read states (the node calls this before applying).
+  void OnReadStates(const std::vector<raft::ReadState>& states);
   void ExpireServingWaiters(int64_t now_ns);
   // Runs serving waiters if serving now.
   void MaybeStartServing();
@@ -97,7 +109,14 @@ class RaftGroup {
   struct ServingWaiter {
     int64_t deadline_ns;
     ServingDone done;
+    bool routable = false;  // also satisfied by a known remote leader
   };
+  struct ReadWaiter {
+    int64_t deadline_ns;
+    raft::Index index = 0;  // 0 until the read state arrived
+    ServingDone done;
+  };
+  void RunReadWaiters();
 
   std::unique_ptr<storage::LogStore> log_;
   std::unique_ptr<raft::Replica> replica_;
@@ -106,6 +125,8 @@ class RaftGroup {
   raft::Index applied_index_ = 0;
   // Index of the first entry of this replica's current leadership term.
   raft::Index term_start_index_ = 0;
+  absl::btree_map<uint64_t, ReadWaiter> read_waiters_;  // by context
+  uint64_t next_read_context_ = 1;
 };
 
 }  // namespace spate::server

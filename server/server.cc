@@ -17,6 +17,32 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       Node::Open(server->config_, &server->clock_);
   if (!node.ok()) return node.status();
   server->node_ = *std::move(node);
+  const NodeConfig& node_config = server->config_.node();
+  if (node_config.peers_size() > 0) {
+    absl::flat_hash_map<raft::NodeId, std::string> client_addresses;
+    GrpcTransportOptions transport;
+    transport.cluster_name = node_config.cluster_name();
+    transport.node_id = node_config.id();
+    transport.listen_address = node_config.cluster_address();
+    for (const PeerConfig& peer : node_config.peers()) {
+      transport.peers[peer.id()] = peer.cluster_address();
+      if (!peer.client_address().empty()) {
+        client_addresses[peer.id()] = peer.client_address();
+      }
+    }
+    Node* raw_node = server->node_.get();
+    absl::StatusOr<std::unique_ptr<GrpcTransport>> started =
+        GrpcTransport::Start(
+            transport,
+            [raw_node](raft::NodeId from, std::vector<raft::Message> messages) {
+              raw_node->OnRaftMessages(from, std::move(messages));
+            });
+    if (!started.ok()) return started.status();
+    server->transport_ = *std::move(started);
+    server->forwarder_ = std::make_unique<Forwarder>(client_addresses);
+    server->node_->SetCluster(server->transport_.get(),
+                              server->forwarder_.get());
+  }
   server->service_ =
       std::make_unique<StreamingService>(server->node_.get(), &server->config_);
 
@@ -57,6 +83,7 @@ void Server::Stop() {
   node_->Stop();
   grpc_server_->Shutdown(
       absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+  if (transport_ != nullptr) transport_->Shutdown();
   LOG(INFO) << "server stopped node=" << config_.node().id();
 }
 

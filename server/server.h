@@ -1,7 +1,8 @@
-// Server: a running Spate node — the Node engine plus its gRPC listener for
-// clients. Start binds the client address (port 0 picks a free port; the
-// bound address is reported) and starts the node's loop; Stop shuts the
-// listener down (ending streams), then the node.
+// Server: a running Spate node — the Node engine, its gRPC listener for
+// clients and, in a cluster, the raft transport to the other nodes and the
+// forwarder of requests to leaders. Start binds the client address (port 0
+// picks a free port; the bound address is reported) and starts the node's
+// loop; Stop ends streams and stops the node, then the listeners.
 // Threading: Start/Stop from one thread; gRPC runs its own threads.
 #ifndef SPATE_SERVER_SERVER_H_
 #define SPATE_SERVER_SERVER_H_
@@ -14,6 +15,8 @@
 #include "absl/status/statusor.h"
 #include "proto/config.pb.h"
 #include "server/clock.h"
+#include "server/forwarder.h"
+#include "server/grpc_transport.h"
 #include "server/node.h"
 #include "server/streaming_service.h"
 
@@ -40,6 +43,8 @@ class Server {
   ServerConfig config_;
   SystemClock clock_;
   std::unique_ptr<Node> node_;
+  std::unique_ptr<Forwarder> forwarder_;
+  std::unique_ptr<GrpcTransport> transport_;
   std::unique_ptr<StreamingService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::string client_address_;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
+#include "server/forwarder.h"
 #include "server/validation.h"
 
 namespace spate::server {
@@ -24,10 +25,11 @@ constexpr int kAcksPerFrameMax = 1 << 16;
 class PublishReactor;
 
 // Shared by the reactor (gRPC threads) and the node (loop thread).
-class PublishState : public PubAckSink {
+class PublishState {
  public:
   explicit PublishState(PublishReactor* reactor) : reactor_(reactor) {}
-  void Ack(const PubAck& ack) override;
+  // A message's ack, from the node (any thread).
+  void Ack(const PubAck& ack);
   // Reactor side.
   void Queued(int64_t count);
   void RejectNow(const PubAck& ack);
@@ -60,9 +62,10 @@ class PublishState : public PubAckSink {
 
 class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
  public:
-  PublishReactor(Node* node, const ServerConfig* config)
+  PublishReactor(Node* node, const ServerConfig* config, int hops)
       : node_(node),
         config_(config),
+        hops_(hops),
         state_(std::make_shared<PublishState>(this)) {
     StartRead(&batch_);
   }
@@ -94,7 +97,9 @@ class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
     batch_.Clear();
     if (!valid.empty()) {
       state_->Queued(static_cast<int64_t>(valid.size()));
-      node_->PublishBatch(std::move(valid), state_);
+      std::shared_ptr<PublishState> state = state_;
+      node_->Publish(std::move(valid), hops_,
+                     [state](size_t, const PubAck& ack) { state->Ack(ack); });
     }
     StartRead(&batch_);
   }
@@ -109,6 +114,7 @@ class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
  private:
   Node* node_;
   const ServerConfig* config_;
+  const int hops_;
   std::shared_ptr<PublishState> state_;
   PubBatch batch_;
 };
@@ -215,13 +221,12 @@ class SubscribeReactor;
 
 class SubscribeState : public SubscriberStream {
  public:
-  SubscribeState(SubscribeReactor* reactor, Node* node,
-                 int64_t max_pending_bytes)
-      : reactor_(reactor), node_(node), max_pending_bytes_(max_pending_bytes) {}
+  SubscribeState(SubscribeReactor* reactor, int64_t max_pending_bytes)
+      : reactor_(reactor), max_pending_bytes_(max_pending_bytes) {}
 
-  // Node side (loop thread).
-  bool Started(uint64_t channel_id,
-               const SubscriptionResponse& response) override;
+  // Node or relay side.
+  bool Started(const SubscriptionResponse& response,
+               std::shared_ptr<SubscriptionUpstream> upstream) override;
   bool Deliver(std::vector<MsgProto>* msgs) override;
   void End(const absl::Status& status) override;
 
@@ -243,17 +248,15 @@ class SubscribeState : public SubscriberStream {
 
   absl::Mutex mu_;
   SubscribeReactor* reactor_ ABSL_GUARDED_BY(mu_);
-  Node* const node_;
   const int64_t max_pending_bytes_;
   Delivery pending_ ABSL_GUARDED_BY(mu_);
   int64_t pending_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   Delivery writing_;  // owned by the outstanding write
   int64_t writing_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
-  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once started; receives acks and the client's end.
+  std::shared_ptr<SubscriptionUpstream> upstream_ ABSL_GUARDED_BY(mu_);
   bool gone_reported_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t channel_id_ ABSL_GUARDED_BY(mu_) = 0;
-  std::string member_id_ ABSL_GUARDED_BY(mu_);
   // End requested: flush what is pending (unless broken), then Finish.
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
@@ -264,11 +267,12 @@ class SubscribeState : public SubscriberStream {
 class SubscribeReactor
     : public grpc::ServerBidiReactor<SubscribeFrame, Delivery> {
  public:
-  SubscribeReactor(Node* node, const ServerConfig* config)
+  SubscribeReactor(Node* node, const ServerConfig* config, int hops)
       : node_(node),
         config_(config),
+        hops_(hops),
         state_(std::make_shared<SubscribeState>(
-            this, node, config->subscriptions().max_pending_bytes())) {
+            this, config->subscriptions().max_pending_bytes())) {
     StartRead(&frame_);
   }
 
@@ -292,7 +296,7 @@ class SubscribeReactor
         return;
       }
       have_request_ = true;
-      node_->Subscribe(frame_.request(), state_);
+      node_->Subscribe(frame_.request(), hops_, state_);
     } else if (frame_.has_acks()) {
       if (frame_.acks().acks_size() > kAcksPerFrameMax) {
         state_->End(absl::InvalidArgumentError(
@@ -325,20 +329,19 @@ class SubscribeReactor
  private:
   Node* node_;
   const ServerConfig* config_;
+  const int hops_;
   std::shared_ptr<SubscribeState> state_;
   SubscribeFrame frame_;
   bool have_request_ = false;
 };
 
-bool SubscribeState::Started(uint64_t channel_id,
-                             const SubscriptionResponse& response) {
+bool SubscribeState::Started(const SubscriptionResponse& response,
+                             std::shared_ptr<SubscriptionUpstream> upstream) {
   Act act;
   {
     absl::MutexLock lock(&mu_);
     if (ending_ || finished_ || gone_reported_) return false;
-    started_ = true;
-    channel_id_ = channel_id;
-    member_id_ = response.subscription_id();
+    upstream_ = std::move(upstream);
     *pending_.mutable_response() = response;
     act = NextLocked();
   }
@@ -387,32 +390,26 @@ void SubscribeState::End(const absl::Status& status) {
 }
 
 void SubscribeState::Acks(std::vector<uint64_t> seqs) {
-  uint64_t channel_id;
-  std::string member_id;
+  std::shared_ptr<SubscriptionUpstream> upstream;
   {
     absl::MutexLock lock(&mu_);
-    if (!started_ || gone_reported_) return;  // nothing delivered yet
-    channel_id = channel_id_;
-    member_id = member_id_;
+    if (gone_reported_) return;
+    upstream = upstream_;
   }
-  node_->SubscriptionAcks(channel_id, std::move(member_id), std::move(seqs));
+  if (upstream != nullptr) upstream->Acks(std::move(seqs));
 }
 
 void SubscribeState::HalfClosed() {
-  bool report = false;
-  uint64_t channel_id = 0;
-  std::string member_id;
+  std::shared_ptr<SubscriptionUpstream> upstream;
   {
     absl::MutexLock lock(&mu_);
-    if (started_ && !gone_reported_ && !ending_) {
+    if (upstream_ != nullptr && !gone_reported_ && !ending_) {
       gone_reported_ = true;
-      report = true;
-      channel_id = channel_id_;
-      member_id = member_id_;
+      upstream = upstream_;
     }
   }
-  if (report) {
-    node_->SubscriptionEnded(channel_id, std::move(member_id));
+  if (upstream != nullptr) {
+    upstream->HalfClosed();  // the upstream ends the stream when closed
   } else {
     End(absl::OkStatus());
   }
@@ -420,16 +417,12 @@ void SubscribeState::HalfClosed() {
 
 void SubscribeState::ClientGone(const absl::Status& status) {
   Act act;
-  bool report = false;
-  uint64_t channel_id = 0;
-  std::string member_id;
+  std::shared_ptr<SubscriptionUpstream> upstream;
   {
     absl::MutexLock lock(&mu_);
     if (!gone_reported_) {
       gone_reported_ = true;
-      report = started_;
-      channel_id = channel_id_;
-      member_id = member_id_;
+      upstream = upstream_;
     }
     if (!ending_) {
       ending_ = true;
@@ -438,7 +431,7 @@ void SubscribeState::ClientGone(const absl::Status& status) {
     broken_ = true;  // nobody reads what we would still write
     act = NextLocked();
   }
-  if (report) node_->SubscriptionEnded(channel_id, std::move(member_id));
+  if (upstream != nullptr) upstream->Gone();
   Do(act);
 }
 
@@ -503,13 +496,6 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
 
 }  // namespace
 
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  // absl and gRPC share the canonical code numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
-
 StreamingService::StreamingService(Node* node, const ServerConfig* config)
     : node_(node), config_(config) {}
 
@@ -520,7 +506,7 @@ grpc::ServerUnaryReactor* StreamingService::Connect(
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<ConnectResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Connect(*request,
+  node_->Connect(*request, IncomingHops(*context),
                  [reactor, response](absl::StatusOr<ConnectResponse> result) {
                    if (result.ok()) *response = *std::move(result);
                    reactor->Finish(ToGrpcStatus(result.status()));
@@ -535,7 +521,7 @@ grpc::ServerUnaryReactor* StreamingService::Ping(
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<PingResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Ping(*request, [reactor](absl::Status result) {
+  node_->Ping(*request, IncomingHops(*context), [reactor](absl::Status result) {
     reactor->Finish(ToGrpcStatus(result));
   });
   return reactor;
@@ -547,26 +533,80 @@ grpc::ServerUnaryReactor* StreamingService::Publish(
   absl::Status status = ValidatePubMsg(*request, config_->store());
   if (!status.ok()) return Refuse<PubAck>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Publish(*request, [reactor, response](const PubAck& ack) {
-    if (!ack.error().empty()) {
-      reactor->Finish(grpc::Status(
-          static_cast<grpc::StatusCode>(ack.error_code()), ack.error()));
-      return;
-    }
-    *response = ack;
+  node_->Publish(
+      {*request}, IncomingHops(*context),
+      [reactor, response](size_t, const PubAck& ack) {
+        if (!ack.error().empty()) {
+          reactor->Finish(grpc::Status(
+              static_cast<grpc::StatusCode>(ack.error_code()), ack.error()));
+          return;
+        }
+        *response = ack;
+        reactor->Finish(grpc::Status::OK);
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* StreamingService::PublishBatch(
+    grpc::CallbackServerContext* context, const PubBatch* request,
+    PubAckBatch* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (request->msgs_size() == 0) {
     reactor->Finish(grpc::Status::OK);
-  });
+    return reactor;
+  }
+  // One ack per message, in request order; invalid messages are answered
+  // at once, the rest when committed.
+  struct Collector {
+    absl::Mutex mu;
+    int remaining;
+  };
+  auto collector = std::make_shared<Collector>();
+  collector->remaining = request->msgs_size();
+  for (int i = 0; i < request->msgs_size(); ++i) response->add_acks();
+  auto record = [reactor, response, collector](size_t index,
+                                               const PubAck& ack) {
+    bool last;
+    {
+      absl::MutexLock lock(&collector->mu);
+      *response->mutable_acks(static_cast<int>(index)) = ack;
+      last = --collector->remaining == 0;
+    }
+    if (last) reactor->Finish(grpc::Status::OK);
+  };
+  std::vector<PubMsg> valid;
+  std::vector<size_t> positions;
+  for (int i = 0; i < request->msgs_size(); ++i) {
+    const PubMsg& msg = request->msgs(i);
+    absl::Status status = ValidatePubMsg(msg, config_->store());
+    if (!status.ok()) {
+      PubAck ack;
+      ack.set_guid(msg.guid());
+      ack.set_error(std::string(status.message()));
+      ack.set_error_code(static_cast<int>(status.code()));
+      record(static_cast<size_t>(i), ack);
+      continue;
+    }
+    valid.push_back(msg);
+    positions.push_back(static_cast<size_t>(i));
+  }
+  if (!valid.empty()) {
+    node_->Publish(std::move(valid), IncomingHops(*context),
+                   [record, positions](size_t index, const PubAck& ack) {
+                     record(positions[index], ack);
+                   });
+  }
   return reactor;
 }
 
 grpc::ServerBidiReactor<PubBatch, PubAckBatch>* StreamingService::PublishStream(
     grpc::CallbackServerContext* context) {
-  return new PublishReactor(node_, config_);
+  return new PublishReactor(node_, config_, IncomingHops(*context));
 }
 
 grpc::ServerBidiReactor<SubscribeFrame, Delivery>* StreamingService::Subscribe(
     grpc::CallbackServerContext* context) {
-  return new SubscribeReactor(node_, config_);
+  return new SubscribeReactor(node_, config_, IncomingHops(*context));
 }
 
 grpc::ServerUnaryReactor* StreamingService::Unsubscribe(
@@ -575,9 +615,10 @@ grpc::ServerUnaryReactor* StreamingService::Unsubscribe(
   absl::Status status = ValidateUnsubscribeRequest(*request);
   if (!status.ok()) return Refuse<UnsubscribeResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Unsubscribe(*request, [reactor](absl::Status result) {
-    reactor->Finish(ToGrpcStatus(result));
-  });
+  node_->Unsubscribe(*request, IncomingHops(*context),
+                     [reactor](absl::Status result) {
+                       reactor->Finish(ToGrpcStatus(result));
+                     });
   return reactor;
 }
 
@@ -588,9 +629,10 @@ grpc::ServerUnaryReactor* StreamingService::Close(
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<CloseResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Close(*request, [reactor](absl::Status result) {
-    reactor->Finish(ToGrpcStatus(result));
-  });
+  node_->Close(*request, IncomingHops(*context),
+               [reactor](absl::Status result) {
+                 reactor->Finish(ToGrpcStatus(result));
+               });
   return reactor;
 }
 

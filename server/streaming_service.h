@@ -10,8 +10,6 @@
 // frame is in flight goes into the next frame (natural batching). No lock
 // is held while calling into gRPC (StartWrite/StartRead/Finish), because
 // reactions may run inline.
-//
-// This file holds the one absl::Status → grpc::Status conversion.
 #ifndef SPATE_SERVER_STREAMING_SERVICE_H_
 #define SPATE_SERVER_STREAMING_SERVICE_H_
 
@@ -20,11 +18,10 @@
 #include "absl/status/status.h"
 #include "proto/config.pb.h"
 #include "proto/streaming.grpc.pb.h"
+#include "server/grpc_status.h"
 #include "server/node.h"
 
 namespace spate::server {
-
-grpc::Status ToGrpcStatus(const absl::Status& status);
 
 class StreamingService final : public Streaming::CallbackService {
  public:
@@ -40,6 +37,9 @@ class StreamingService final : public Streaming::CallbackService {
   grpc::ServerUnaryReactor* Publish(grpc::CallbackServerContext* context,
                                     const PubMsg* request,
                                     PubAck* response) override;
+  grpc::ServerUnaryReactor* PublishBatch(grpc::CallbackServerContext* context,
+                                         const PubBatch* request,
+                                         PubAckBatch* response) override;
   grpc::ServerBidiReactor<PubBatch, PubAckBatch>* PublishStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerBidiReactor<SubscribeFrame, Delivery>* Subscribe(
