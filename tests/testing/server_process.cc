@@ -1,8 +1,11 @@
 #include "tests/testing/server_process.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +73,23 @@ std::string ServerProcess::NewTempDir(const std::string& prefix) {
   return dir;
 }
 
+int ServerProcess::FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
 absl::Status ServerProcess::Start(absl::Duration timeout) {
   if (pid_ > 0) return absl::FailedPreconditionError("already running");
   mkdir(data_dir_.c_str(), 0755);
@@ -78,7 +98,7 @@ absl::Status ServerProcess::Start(absl::Duration timeout) {
   std::vector<std::string> args = {
       BinaryPath(),
       "--data_dir=" + data_dir_,
-      "--client_address=127.0.0.1:0",
+      "--client_address=" + client_address_,
       "--ready_file=" + ready,
   };
   if (!config_text_.empty()) {

@@ -22,6 +22,12 @@ class ServerProcess {
   // --config; `extra_args` are appended.
   ServerProcess(std::string data_dir, std::string config_text = "",
                 std::vector<std::string> extra_args = {});
+
+  // The client address to bind (default 127.0.0.1:0, a free port chosen
+  // at each start). A fixed port keeps the address across restarts.
+  void set_client_address(std::string address) {
+    client_address_ = std::move(address);
+  }
   ~ServerProcess();  // SIGKILLs a still running child
 
   // Starts the child and waits until it serves (or fails, or times out).
@@ -44,12 +50,16 @@ class ServerProcess {
   static std::string BinaryPath();
   // A fresh directory under TEST_TMPDIR.
   static std::string NewTempDir(const std::string& prefix);
+  // A TCP port on 127.0.0.1 that was free a moment ago (bound, read back,
+  // released), for processes that must know each other's ports up front.
+  static int FreePort();
 
  private:
   std::string data_dir_;
   std::string config_text_;
   std::vector<std::string> extra_args_;
   std::string log_path_;
+  std::string client_address_ = "127.0.0.1:0";
   std::string address_;
   pid_t pid_ = -1;
 };

@@ -1,0 +1,84 @@
+#include "tests/testing/cluster.h"
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace spate::testing {
+
+TestCluster::TestCluster(int nodes, std::string extra_config)
+    : extra_config_(std::move(extra_config)),
+      root_(ServerProcess::NewTempDir("cluster")) {
+  for (int i = 0; i < nodes; ++i) {
+    client_addresses_.push_back(
+        absl::StrCat("127.0.0.1:", ServerProcess::FreePort()));
+    cluster_addresses_.push_back(
+        absl::StrCat("127.0.0.1:", ServerProcess::FreePort()));
+  }
+  for (int id = 1; id <= nodes; ++id) {
+    auto node = std::make_unique<ServerProcess>(
+        absl::StrCat(root_, "/node", id), ConfigFor(id));
+    node->set_client_address(client_addresses_[id - 1]);
+    nodes_.push_back(std::move(node));
+  }
+}
+
+std::string TestCluster::ConfigFor(int id) const {
+  std::string config = absl::StrCat(
+      "node { id: ", id, " cluster_name: \"test\" cluster_address: \"",
+      cluster_addresses_[id - 1], "\"");
+  for (int peer = 1; peer <= static_cast<int>(cluster_addresses_.size());
+       ++peer) {
+    if (peer == id) continue;
+    absl::StrAppend(&config, " peers { id: ", peer, " cluster_address: \"",
+                    cluster_addresses_[peer - 1], "\" client_address: \"",
+                    client_addresses_[peer - 1], "\" }");
+  }
+  absl::StrAppend(&config, " }\n", extra_config_, "\n");
+  return config;
+}
+
+absl::Status TestCluster::Start(absl::Duration timeout) {
+  for (int id = 1; id <= size(); ++id) {
+    if (absl::Status status = StartNode(id, timeout); !status.ok()) {
+      return status;
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TestCluster::StartNode(int id, absl::Duration timeout) {
+  return node(id).Start(timeout);
+}
+
+void TestCluster::Kill(int id) { node(id).Kill(); }
+
+absl::Status TestCluster::Stop(int id) { return node(id).Stop(); }
+
+void TestCluster::StopAll() {
+  for (auto& node : nodes_) {
+    if (node->running()) node->Stop().IgnoreError();  // best effort teardown
+  }
+}
+
+absl::Status TestCluster::Wipe(int id) {
+  node(id).Kill();
+  std::error_code error;
+  std::filesystem::remove_all(node(id).data_dir(), error);
+  return StartNode(id);
+}
+
+std::string TestCluster::ClientAddresses() const {
+  return absl::StrJoin(client_addresses_, ",");
+}
+
+std::string TestCluster::Logs() {
+  std::string logs;
+  for (int id = 1; id <= size(); ++id) {
+    absl::StrAppend(&logs, "---- node ", id, " ----\n", node(id).Log());
+  }
+  return logs;
+}
+
+}  // namespace spate::testing
