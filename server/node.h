@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "proto/admin.pb.h"
 #include "proto/command.pb.h"
 #include "proto/config.pb.h"
 #include "proto/streaming.pb.h"
@@ -91,6 +92,10 @@ class Node {
   void Unsubscribe(const UnsubscribeRequest& request, int hops,
                    StatusDone done);
   void Close(const CloseRequest& request, int hops, StatusDone done);
+
+  // A snapshot of this node's view of the cluster (Admin.ClusterStatus).
+  void ClusterStatus(
+      absl::AnyInvocable<void(absl::StatusOr<ClusterStatusResponse>)> done);
 
   // Runs `task` on the loop thread (tests, monitoring snapshots). False if
   // refused (inbox full or stopped).
@@ -161,6 +166,7 @@ class Node {
   void DropClient(const std::string& client_id, const std::string& conn_id,
                   ClientClose::Reason reason, StatusDone done);
   void StepInbound(raft::NodeId from, std::vector<raft::Message> messages);
+  ClusterStatusResponse BuildClusterStatus();
   RaftGroup* FindGroup(raft::GroupId group);
   void SendOutbound(
       absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound);

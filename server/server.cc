@@ -51,6 +51,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   const std::string& address = server->config_.node().client_address();
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(server->service_.get());
+  server->admin_ = std::make_unique<AdminService>(server->node_.get());
+  builder.RegisterService(server->admin_.get());
   // A PubBatch holds at least one message of max_payload plus framing.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       server->config_.store().max_payload_bytes() + (4 << 20)));

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/config.pb.h"
+#include "server/admin_service.h"
 #include "server/clock.h"
 #include "server/forwarder.h"
 #include "server/grpc_transport.h"
@@ -46,6 +47,7 @@ class Server {
   std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<GrpcTransport> transport_;
   std::unique_ptr<StreamingService> service_;
+  std::unique_ptr<AdminService> admin_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::string client_address_;
   bool stopped_ = false;

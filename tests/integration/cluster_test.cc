@@ -3,14 +3,20 @@
 // message lost.
 #include "tests/testing/cluster.h"
 
+#include <atomic>
 #include <iostream>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
 #include "tests/testing/stream_client.h"
 
 namespace spate::testing {
@@ -55,8 +61,216 @@ class ClusterTest : public ::testing::Test {
     cluster_->StopAll();
   }
 
+  // This node's view of the cluster, or an error if it does not answer.
+  absl::StatusOr<ClusterStatusResponse> Status(int node) {
+    auto channel = grpc::CreateChannel(cluster_->client_address(node),
+                                       grpc::InsecureChannelCredentials());
+    auto stub = Admin::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    ClusterStatusResponse response;
+    grpc::Status status =
+        stub->ClusterStatus(&context, ClusterStatusRequest(), &response);
+    if (!status.ok()) return FromGrpc(status);
+    return response;
+  }
+
+  // The node that leads `channel` (asked of the running nodes), or 0.
+  int LeaderOf(const std::string& channel,
+               absl::Duration timeout = absl::Seconds(20)) {
+    const absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      for (int id = 1; id <= cluster_->size(); ++id) {
+        if (!cluster_->node(id).running()) continue;
+        absl::StatusOr<ClusterStatusResponse> status = Status(id);
+        if (!status.ok()) continue;
+        for (const GroupStatus& group : status->groups()) {
+          if (group.channel() == channel && group.role() == "leader") {
+            return id;
+          }
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return 0;
+  }
+
   std::unique_ptr<TestCluster> cluster_;
 };
+
+// Publishes messages g0..g{count-1} through every running node in turn,
+// retrying each unacknowledged one with its guid until it is acked.
+class Publisher {
+ public:
+  Publisher(TestCluster* cluster, std::string client_id, std::string channel,
+            int count)
+      : cluster_(cluster),
+        client_id_(std::move(client_id)),
+        channel_(std::move(channel)),
+        count_(count) {}
+
+  void Run() {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  void Join() { thread_.join(); }
+  size_t acked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_.size();
+  }
+  std::map<int, uint64_t> Acked() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return acked_;
+  }
+
+ private:
+  void Loop() {
+    std::unique_ptr<TestConnection> conn;
+    int node = 1;
+    std::set<int> pending;
+    for (int i = 0; i < count_; ++i) pending.insert(i);
+    const absl::Time deadline = absl::Now() + absl::Minutes(4);
+    while (!pending.empty() && absl::Now() < deadline) {
+      node = node % cluster_->size() + 1;
+      if (!cluster_->node(node).running()) continue;
+      conn = std::make_unique<TestConnection>(cluster_->client_address(node),
+                                              client_id_);
+      conn->set_conn_id(client_id_ + "-conn");
+      if (!conn->Connect().ok()) {
+        absl::SleepFor(absl::Milliseconds(50));
+        continue;
+      }
+      // Up to 50 messages per call, oldest pending first.
+      PubBatch batch;
+      for (int i : pending) {
+        PubMsg* msg = batch.add_msgs();
+        *msg = conn->Msg(channel_, absl::StrCat("m", i));
+        msg->set_guid(absl::StrCat("g", i));
+        if (batch.msgs_size() == 50) break;
+      }
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      PubAckBatch acks;
+      grpc::Status status = conn->stub()->PublishBatch(&context, batch, &acks);
+      if (!status.ok()) continue;
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const PubAck& ack : acks.acks()) {
+        if (!ack.error().empty()) continue;
+        const int i = std::stoi(ack.guid().substr(1));
+        auto [it, inserted] = acked_.emplace(i, ack.sequence());
+        // A republished guid must get its original sequence back.
+        EXPECT_EQ(it->second, ack.sequence()) << ack.guid();
+        pending.erase(i);
+      }
+    }
+  }
+
+  TestCluster* cluster_;
+  const std::string client_id_;
+  const std::string channel_;
+  const int count_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::map<int, uint64_t> acked_;  // message number -> sequence
+};
+
+struct Received {
+  uint64_t sequence;
+  bool redelivered;
+  int session;
+};
+
+// A durable subscriber that acks everything it receives, resubscribing
+// through any running node whenever its stream ends, until stopped.
+class DurableSubscriber {
+ public:
+  DurableSubscriber(TestCluster* cluster, std::string client_id,
+                    std::string channel)
+      : cluster_(cluster),
+        client_id_(std::move(client_id)),
+        channel_(std::move(channel)) {}
+
+  void Start() {
+    stop_ = false;
+    thread_ = std::thread([this] { Loop(); });
+  }
+  // Graceful: half-closes, so the server commits the acks and the close
+  // before the stream ends.
+  void Stop() {
+    stop_ = true;
+    thread_.join();
+  }
+  std::vector<Received> Log() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return log_;
+  }
+  std::set<uint64_t> Sequences() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::set<uint64_t> out;
+    for (const Received& r : log_) out.insert(r.sequence);
+    return out;
+  }
+
+ private:
+  void Loop() {
+    int node = 0;
+    while (!stop_) {
+      node = node % cluster_->size() + 1;
+      if (!cluster_->node(node).running()) continue;
+      TestConnection conn(cluster_->client_address(node), client_id_);
+      conn.set_conn_id(client_id_ + "-conn");
+      if (!conn.Connect().ok()) {
+        absl::SleepFor(absl::Milliseconds(50));
+        continue;
+      }
+      SubscriptionRequest request = conn.SubRequest(channel_);
+      request.set_durable_name("durable");
+      request.set_max_in_flight(64);
+      request.set_start_position(FIRST);
+      TestSubscriber sub(conn.stub(), request);
+      if (!sub.WaitStarted().ok()) {
+        absl::SleepFor(absl::Milliseconds(50));
+        continue;
+      }
+      const int session = ++sessions_;
+      while (!stop_ && !sub.ended()) {
+        std::optional<MsgProto> msg = sub.Next(absl::Milliseconds(50));
+        if (!msg) continue;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          log_.push_back({msg->sequence(), msg->redelivered(), session});
+        }
+        sub.Ack(msg->sequence());
+      }
+      if (stop_) {
+        EXPECT_TRUE(sub.CloseSend().ok());
+        // Whatever arrived before the close committed was not acked.
+        while (std::optional<MsgProto> late = sub.Next(absl::ZeroDuration())) {
+          std::lock_guard<std::mutex> lock(mu_);
+          log_.push_back({late->sequence(), late->redelivered(), -session});
+        }
+      }
+    }
+  }
+
+  TestCluster* cluster_;
+  const std::string client_id_;
+  const std::string channel_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<Received> log_;  // session < 0: received but not acked
+  int sessions_ = 0;
+};
+
+// Raw clients do not ping: keep them registered for the whole test.
+constexpr char kNoExpiry[] = "clients { ping_interval_ms: 600000 }";
+
+void WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (!done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
 
 TEST_F(ClusterTest, AnyNodeServesPublishAndSubscribe) {
   StartCluster();
@@ -81,6 +295,120 @@ TEST_F(ClusterTest, AnyNodeServesPublishAndSubscribe) {
   ASSERT_TRUE(live.has_value());
   EXPECT_EQ(live->sequence(), 11u);
   sub.Ack(live->sequence());
+}
+
+TEST_F(ClusterTest, LeaderKilledTwiceWhilePublishingAndSubscribing) {
+  StartCluster(3, kNoExpiry);
+  const std::string channel = "failover";
+  auto setup = Connected(1, "setup");
+  ASSERT_TRUE(Retry([&] { return setup->Publish(channel, "create"); }).ok());
+
+  Publisher publisher(cluster_.get(), "publisher", channel, 10000);
+  DurableSubscriber subscriber(cluster_.get(), "subscriber", channel);
+  publisher.Run();
+  subscriber.Start();
+
+  // 1: stop the subscriber, kill the leader, restart it, resume.
+  WaitFor([&] { return publisher.acked() >= 2000; }, absl::Minutes(2));
+  subscriber.Stop();
+  std::set<uint64_t> acked_before_first;
+  for (const Received& r : subscriber.Log()) {
+    if (r.session > 0) acked_before_first.insert(r.sequence);
+  }
+  const size_t log_mark = subscriber.Log().size();
+  int leader = LeaderOf(channel);
+  ASSERT_NE(leader, 0);
+  std::cerr << "killing leader " << leader << " at acked=" << publisher.acked()
+            << "\n";
+  cluster_->Kill(leader);
+  subscriber.Start();
+  WaitFor([&] { return publisher.acked() >= 4000; }, absl::Minutes(2));
+  ASSERT_TRUE(cluster_->StartNode(leader).ok());
+
+  // 2: kill the leader with the subscriber attached; later stop and
+  // resume the subscriber again.
+  WaitFor([&] { return publisher.acked() >= 6000; }, absl::Minutes(2));
+  leader = LeaderOf(channel);
+  ASSERT_NE(leader, 0);
+  std::cerr << "killing leader " << leader << " at acked=" << publisher.acked()
+            << "\n";
+  cluster_->Kill(leader);
+  WaitFor([&] { return publisher.acked() >= 8000; }, absl::Minutes(2));
+  ASSERT_TRUE(cluster_->StartNode(leader).ok());
+  subscriber.Stop();
+  subscriber.Start();
+
+  publisher.Join();
+  std::map<int, uint64_t> acked = publisher.Acked();
+  ASSERT_EQ(acked.size(), 10000u) << "not every publish was acked";
+  std::set<uint64_t> acked_seqs;
+  for (const auto& [i, seq] : acked) acked_seqs.insert(seq);
+  EXPECT_EQ(acked_seqs.size(), 10000u) << "two publishes share a sequence";
+
+  // Every acked message reaches the durable subscriber.
+  WaitFor(
+      [&] {
+        std::set<uint64_t> got = subscriber.Sequences();
+        return std::includes(got.begin(), got.end(), acked_seqs.begin(),
+                             acked_seqs.end());
+      },
+      absl::Minutes(2));
+  subscriber.Stop();
+  std::vector<Received> log = subscriber.Log();
+  std::set<uint64_t> got;
+  for (const Received& r : log) got.insert(r.sequence);
+  for (uint64_t seq : acked_seqs) {
+    ASSERT_TRUE(got.count(seq))
+        << "acked message " << seq << " never delivered";
+  }
+
+  // In sequence order within each session; repeats flagged redelivered.
+  std::map<int, uint64_t> last_in_session;
+  std::set<uint64_t> seen;
+  for (const Received& r : log) {
+    if (r.session < 0) continue;
+    auto it = last_in_session.find(r.session);
+    if (it != last_in_session.end()) {
+      EXPECT_GT(r.sequence, it->second)
+          << "out of order in session " << r.session;
+    }
+    last_in_session[r.session] = r.sequence;
+    if (!seen.insert(r.sequence).second) {
+      EXPECT_TRUE(r.redelivered)
+          << "repeat of " << r.sequence << " not flagged redelivered";
+    }
+  }
+  // Nothing acked before the first (graceful) stop came back after it.
+  for (size_t i = log_mark; i < log.size(); ++i) {
+    EXPECT_FALSE(acked_before_first.count(log[i].sequence))
+        << "acked message " << log[i].sequence << " redelivered";
+  }
+
+  int redelivered = 0;
+  std::set<int> sessions;
+  for (const Received& r : log) {
+    redelivered += r.redelivered;
+    sessions.insert(r.session);
+  }
+  std::cerr << "deliveries=" << log.size() << " redelivered=" << redelivered
+            << " sessions=" << sessions.size() << "\n";
+  EXPECT_GE(sessions.size(), 4u);  // stopped and resumed, plus a failover
+
+  // Every node ends with the same messages (the acked ones among them).
+  for (int id = 1; id <= 3; ++id) {
+    uint64_t last = 0;
+    WaitFor(
+        [&] {
+          absl::StatusOr<ClusterStatusResponse> status = Status(id);
+          if (!status.ok()) return false;
+          for (const GroupStatus& g : status->groups()) {
+            if (g.channel() == channel) last = g.last_sequence();
+          }
+          return last >= *acked_seqs.rbegin();
+        },
+        absl::Seconds(30));
+    EXPECT_GE(last, *acked_seqs.rbegin()) << "node " << id;
+  }
 }
 
 }  // namespace

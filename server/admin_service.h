@@ -1,0 +1,28 @@
+// AdminService: the operator API (proto/admin.proto) on the client port —
+// cluster status for `spate cluster status` and tests.
+// Threading: gRPC callback handlers; answers come from the node's loop.
+#ifndef SPATE_SERVER_ADMIN_SERVICE_H_
+#define SPATE_SERVER_ADMIN_SERVICE_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include "proto/admin.grpc.pb.h"
+#include "server/node.h"
+
+namespace spate::server {
+
+class AdminService final : public Admin::CallbackService {
+ public:
+  explicit AdminService(Node* node) : node_(node) {}
+
+  grpc::ServerUnaryReactor* ClusterStatus(
+      grpc::CallbackServerContext* context, const ClusterStatusRequest* request,
+      ClusterStatusResponse* response) override;
+
+ private:
+  Node* node_;
+};
+
+}  // namespace spate::server
+
+#endif  // SPATE_SERVER_ADMIN_SERVICE_H_
