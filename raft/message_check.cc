@@ -38,6 +38,7 @@ bool ValidFields(const Message& m) {
     case MSG_APPEND:
       return ValidAppend(m);
     case MSG_APPEND_RESPONSE:
+    case MSG_HEARTBEAT_RESPONSE:
       return !m.reject() || m.reject_hint() <= m.index();
     case MSG_VOTE:
     case MSG_PRE_VOTE:
@@ -47,7 +48,6 @@ bool ValidFields(const Message& m) {
     case MSG_VOTE_RESPONSE:
     case MSG_PRE_VOTE_RESPONSE:
     case MSG_HEARTBEAT:
-    case MSG_HEARTBEAT_RESPONSE:
     case MSG_TIMEOUT_NOW:
     case MSG_READ_INDEX:
     case MSG_READ_INDEX_RESPONSE:

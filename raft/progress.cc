@@ -52,6 +52,12 @@ void Progress::BecomeProbe() {
   sent_commit_ = std::min(sent_commit_, next_ - 1);
 }
 
+void Progress::LostEntries(Index last_index) {
+  CHECK_LT(last_index, match_);
+  ResetState(ProgressState::kProbe);
+  ResetTo(last_index, last_index + 1);
+}
+
 void Progress::BecomeReplicate() {
   ResetState(ProgressState::kReplicate);
   next_ = match_ + 1;

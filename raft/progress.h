@@ -60,6 +60,12 @@ class Progress {
 
   // An acknowledgement up to `index`: returns false if stale (<= match).
   bool MaybeUpdate(Index index);
+  // The follower no longer has entries it acknowledged (its storage was
+  // wiped or repaired): its log ends at `last_index` < match. Match falls
+  // back to it and probing starts there. The commit index never moves back,
+  // so nothing committed is undone; the follower counts again only once it
+  // has the entries again.
+  void LostEntries(Index last_index);
   // A rejection of an AppendEntries whose previous entry was `rejected`,
   // with the follower's hint that its log may match up to `match_hint`.
   // Returns false (and changes nothing) if the rejection is stale.

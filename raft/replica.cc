@@ -512,8 +512,10 @@ absl::Status Replica::HandleAppend(const Message& m) {
 }
 
 absl::Status Replica::HandleHeartbeat(const Message& m) {
-  // The leader sends min(match, commit): never beyond what we hold. Clamp
-  // anyway rather than trust the wire with a CHECK.
+  // The leader sends min(match, commit): never beyond what we hold, unless
+  // we lost entries we once acknowledged (wiped or repaired storage). Then
+  // say so, so the leader probes us instead of believing its match index.
+  const bool lost_entries = m.commit() > log_.LastIndex();
   log_.CommitTo(std::min(m.commit(), log_.LastIndex()));
   if (m.quiesce()) {
     if (log_.committed() == m.commit() &&
@@ -527,6 +529,11 @@ absl::Status Replica::HandleHeartbeat(const Message& m) {
   reply.set_type(MSG_HEARTBEAT_RESPONSE);
   reply.set_to(m.from());
   reply.set_context(m.context());
+  if (lost_entries) {
+    reply.set_reject(true);
+    reply.set_reject_hint(log_.LastIndex());
+    reply.set_index(log_.LastIndex());
+  }
   outbox_.Send(std::move(reply));
   return absl::OkStatus();
 }
@@ -624,6 +631,11 @@ absl::Status Replica::HandleAppendResponse(const Message& m, Progress* pr) {
 absl::Status Replica::HandleHeartbeatResponse(const Message& m, Progress* pr) {
   pr->set_recent_active(true);
   pr->set_flow_paused(false);
+  if (m.reject() && m.reject_hint() < pr->match()) {
+    // The follower lost entries it had acknowledged: catch it up again.
+    ++stats_.followers_lost_entries;
+    pr->LostEntries(m.reject_hint());
+  }
   // Retry a lost append (or a full window whose messages were all lost).
   if (pr->match() < log_.LastIndex() || pr->state() == ProgressState::kProbe) {
     Wake();

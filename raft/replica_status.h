@@ -46,6 +46,8 @@ struct ReplicaStats {
   uint64_t snapshots_sent = 0;
   uint64_t snapshots_restored = 0;  // incoming snapshots accepted
   uint64_t append_rejects_sent = 0;
+  // Followers found to have lost acknowledged entries (wiped storage).
+  uint64_t followers_lost_entries = 0;
   uint64_t transfers_started = 0;
   uint64_t read_indexes_served = 0;
 

@@ -128,6 +128,15 @@ bool InteractionEnv::HandleNetworkCommand(const TestCase& tc) {
     GetNode(IdAt(tc, 0)).replica.reset();
   } else if (cmd == "restart") {
     Restart(IdAt(tc, 0));
+  } else if (cmd == "wipe") {
+    // Lost storage: the node restarts with only its bootstrap membership,
+    // an empty log and an empty state machine.
+    Node& node = GetNode(IdAt(tc, 0));
+    node.replica.reset();
+    node.log = std::make_unique<MemoryLog>(node.log->conf_state());
+    node.state.clear();
+    node.applied = 0;
+    Restart(IdAt(tc, 0));
   } else if (cmd == "compact") {
     Compact(IdAt(tc, 0), IdAt(tc, 1));
   } else if (cmd == "set-log") {
