@@ -401,6 +401,12 @@ ChannelApplyResult ChannelHost::Apply(const raft::Entry& entry,
   }
   ChannelApplyResult result = fsm_->Apply(entry.index(), command, batch);
   if (delivery_ != nullptr) delivery_->MarkDirty();
+  if (base::LogEnabled(base::LogLevel::kDebug) && !command.has_publish()) {
+    LOG(DEBUG) << "applied channel=" << fsm_->name()
+               << " index=" << entry.index() << " term=" << entry.term()
+               << " command=" << command.ShortDebugString()
+               << " status=" << result.status;
+  }
   return result;
 }
 

@@ -256,7 +256,11 @@ class SubscribeState : public SubscriberStream {
   bool write_outstanding_ ABSL_GUARDED_BY(mu_) = false;
   // Set once started; receives acks and the client's end.
   std::shared_ptr<SubscriptionUpstream> upstream_ ABSL_GUARDED_BY(mu_);
-  bool gone_reported_ ABSL_GUARDED_BY(mu_) = false;
+  // The upstream was told the client half-closed or left (told once).
+  bool upstream_told_ ABSL_GUARDED_BY(mu_) = false;
+  // The client cancelled or its stream broke: nothing reaches it any more.
+  // (A half-closed client still reads until the server ends the stream.)
+  bool client_gone_ ABSL_GUARDED_BY(mu_) = false;
   // End requested: flush what is pending (unless broken), then Finish.
   bool ending_ ABSL_GUARDED_BY(mu_) = false;
   bool broken_ ABSL_GUARDED_BY(mu_) = false;
@@ -340,7 +344,7 @@ bool SubscribeState::Started(const SubscriptionResponse& response,
   Act act;
   {
     absl::MutexLock lock(&mu_);
-    if (ending_ || finished_ || gone_reported_) return false;
+    if (ending_ || finished_ || client_gone_) return false;
     upstream_ = std::move(upstream);
     *pending_.mutable_response() = response;
     act = NextLocked();
@@ -354,7 +358,7 @@ bool SubscribeState::Deliver(std::vector<MsgProto>* msgs) {
   bool accepted;
   {
     absl::MutexLock lock(&mu_);
-    if (ending_ || finished_ || gone_reported_) return false;
+    if (ending_ || finished_ || client_gone_) return false;
     int64_t bytes = 0;
     for (const MsgProto& msg : *msgs) {
       bytes += static_cast<int64_t>(msg.ByteSizeLong());
@@ -393,7 +397,7 @@ void SubscribeState::Acks(std::vector<uint64_t> seqs) {
   std::shared_ptr<SubscriptionUpstream> upstream;
   {
     absl::MutexLock lock(&mu_);
-    if (gone_reported_) return;
+    if (upstream_told_) return;
     upstream = upstream_;
   }
   if (upstream != nullptr) upstream->Acks(std::move(seqs));
@@ -403,13 +407,15 @@ void SubscribeState::HalfClosed() {
   std::shared_ptr<SubscriptionUpstream> upstream;
   {
     absl::MutexLock lock(&mu_);
-    if (upstream_ != nullptr && !gone_reported_ && !ending_) {
-      gone_reported_ = true;
+    if (upstream_ != nullptr && !upstream_told_ && !ending_) {
+      upstream_told_ = true;
       upstream = upstream_;
     }
   }
   if (upstream != nullptr) {
-    upstream->HalfClosed();  // the upstream ends the stream when closed
+    // Every ack frame was handed over before this (reads are serial); the
+    // upstream closes after them and then ends the stream.
+    upstream->HalfClosed();
   } else {
     End(absl::OkStatus());
   }
@@ -420,8 +426,9 @@ void SubscribeState::ClientGone(const absl::Status& status) {
   std::shared_ptr<SubscriptionUpstream> upstream;
   {
     absl::MutexLock lock(&mu_);
-    if (!gone_reported_) {
-      gone_reported_ = true;
+    client_gone_ = true;
+    if (!upstream_told_) {
+      upstream_told_ = true;
       upstream = upstream_;
     }
     if (!ending_) {

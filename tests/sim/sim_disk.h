@@ -18,6 +18,7 @@
 #include <functional>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "base/prng.h"
 #include "proto/raft.pb.h"
 #include "raft/log_reader.h"
@@ -33,10 +34,10 @@ struct DiskState {
 
 class SimDisk {
  public:
-  // A mutation of the disk; it is run on the visible state at once and again
-  // on the durable state when synced, so it must be deterministic and must
-  // not fail on one and succeed on the other (both see the same history).
-  using Write = std::function<void(DiskState*)>;
+  // A mutation of the disk. It runs on the visible state at once and again
+  // on the durable state when synced; both have seen the same earlier
+  // writes, so it must give the same result on both.
+  using Write = std::function<absl::Status(DiskState*)>;
 
   // A new member of a group: `bootstrap` is the persisted initial
   // membership (empty for a node that joins later).
@@ -46,8 +47,9 @@ class SimDisk {
   SimDisk& operator=(const SimDisk&) = delete;
 
   // Applies `write`; with `sync`, it and every earlier write are durable
-  // when Apply returns.
-  void Apply(Write write, bool sync);
+  // when Apply returns. A write that fails (the host asked for something
+  // the log refuses, e.g. a gap) changes nothing and returns its error.
+  absl::Status Apply(Write write, bool sync);
 
   // Power loss: keeps a prefix of the unsynced writes of random length and
   // resets the visible state to the durable one. reader() stays valid (same
@@ -60,6 +62,9 @@ class SimDisk {
   size_t unsynced_writes() const { return unsynced_.size(); }
 
  private:
+  // Makes the first `count` unsynced writes durable and forgets the rest.
+  void Flush(size_t count);
+
   DiskState durable_;
   DiskState visible_;
   // Writes applied to visible_ but not yet to durable_, oldest first.

@@ -9,9 +9,9 @@
 namespace spate::sim {
 
 std::string NetworkFaults::DebugString() const {
-  return absl::StrCat("drop=", drop_per_mille, "‰ dup=", duplicate_per_mille,
-                      "‰ latency=", latency_min_ms, "..", latency_max_ms,
-                      "ms spikes=", spike_per_mille, "‰ up to ", spike_max_ms,
+  return absl::StrCat("drop=", drop_per_mille, "/1000 dup=", duplicate_per_mille,
+                      "/1000 latency=", latency_min_ms, "..", latency_max_ms,
+                      "ms spikes=", spike_per_mille, "/1000 up to ", spike_max_ms,
                       "ms");
 }
 
