@@ -9,14 +9,9 @@
 #include "base/status_macros.h"
 #include "client/grpc_status.h"
 #include "client/thread_name.h"
-#include "grpcpp/create_channel.h"
-#include "grpcpp/security/credentials.h"
-#include "grpcpp/support/channel_arguments.h"
 
 namespace spate::client {
 namespace {
-
-constexpr int kConnIdBytes = 16;
 
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
   return absl::ToChronoTime(absl::Now() + timeout);
@@ -27,70 +22,60 @@ bool Unreachable(absl::StatusCode code) {
          code == absl::StatusCode::kDeadlineExceeded;
 }
 
+// A Connect refusal that retrying cannot change.
+bool Permanent(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kUnimplemented:
+      return true;
+    default:
+      return false;
+  }
+}
+
+absl::Status Ping(const Session& session) {
+  PingRequest request;
+  request.set_client_id(session.client_id());
+  request.set_conn_id(session.conn_id);
+  PingResponse response;
+  grpc::ClientContext context;
+  // A ping unanswered for an interval (at least connect_timeout, so that
+  // short test intervals do not fail on a busy machine) counts as missed.
+  context.set_deadline(DeadlineAfter(
+      std::max(session.ping_interval, session.options.connect_timeout)));
+  return FromGrpcStatus(session.stub->Ping(&context, request, &response));
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
     ClientOptions options) {
   RETURN_IF_ERROR(options.Validate());
-  const std::string conn_id = RandomBytes(kConnIdBytes);
+  const std::string conn_id = RandomBytes(Session::kConnIdBytes);
   absl::Status last_error;
-  for (const std::string& server : options.servers) {
-    grpc::ChannelArguments args;
-    // Deliveries are batches; their size is the server's business.
-    args.SetMaxReceiveMessageSize(-1);
-    std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-        server, grpc::InsecureChannelCredentials(), args);
-    std::unique_ptr<Streaming::Stub> stub = Streaming::NewStub(channel);
-    ConnectRequest request;
-    request.set_client_id(options.client_id);
-    request.set_conn_id(conn_id);
-    ConnectResponse response;
-    grpc::ClientContext context;
-    context.set_deadline(DeadlineAfter(options.connect_timeout));
-    const absl::Status status =
-        FromGrpcStatus(stub->Connect(&context, request, &response));
-    if (status.ok()) {
-      auto session = std::make_shared<Session>();
-      session->options = std::move(options);
-      session->server = server;
-      session->channel = std::move(channel);
-      session->stub = std::move(stub);
-      session->conn_id = conn_id;
-      session->info = std::move(response);
-      const ClientOptions& opts = session->options;
-      absl::Duration interval = opts.ping_interval;
-      if (interval <= absl::ZeroDuration()) {
-        interval = session->info.ping_interval_ms() > 0
-                       ? absl::Milliseconds(session->info.ping_interval_ms())
-                       : kDefaultPingInterval;
-      }
-      int max_out = opts.ping_max_out;
-      if (max_out <= 0) {
-        max_out = session->info.ping_max_out() > 0
-                      ? session->info.ping_max_out()
-                      : kDefaultPingMaxOut;
-      }
-      return std::unique_ptr<Connection>(
-          new Connection(std::move(session), interval, max_out));
+  for (size_t i = 0; i < options.servers.size(); ++i) {
+    absl::StatusOr<std::shared_ptr<const Session>> session =
+        OpenSession(options, i, conn_id, options.connect_timeout);
+    if (session.ok()) {
+      return std::unique_ptr<Connection>(new Connection(*std::move(session)));
     }
-    last_error = absl::Status(
-        status.code(),
-        absl::StrCat("connect to ", server, ": ", status.message()));
-    if (!Unreachable(status.code())) return last_error;
-    if (&server != &options.servers.back()) {
+    last_error = session.status();
+    if (!Unreachable(last_error.code())) return last_error;
+    if (i + 1 < options.servers.size()) {
       LOG(INFO) << "connect failed, trying the next server: " << last_error;
     }
   }
   return last_error;
 }
 
-Connection::Connection(std::shared_ptr<const Session> session,
-                       absl::Duration ping_interval, int ping_max_out)
-    : session_(std::move(session)),
-      ping_interval_(ping_interval),
-      ping_max_out_(ping_max_out),
-      publisher_(session_) {
-  ping_thread_ = std::thread([this] { PingLoop(); });
+Connection::Connection(std::shared_ptr<const Session> session)
+    : tracker_(std::make_shared<SessionTracker>(session)),
+      client_id_(session->client_id()),
+      publisher_(tracker_) {
+  ping_thread_ = std::thread([this] { SuperviseLoop(); });
 }
 
 Connection::~Connection() {
@@ -103,27 +88,10 @@ Connection::~Connection() {
   }
 }
 
-absl::Status Connection::CheckOpen() const {
-  absl::MutexLock lock(&mu_);
-  switch (state_) {
-    case State::kOpen:
-      return absl::OkStatus();
-    case State::kLost:
-      return absl::FailedPreconditionError(
-          absl::StrCat("connection to ", session_->server, " lost (",
-                       lost_reason_.ToString(), "); connect again"));
-    case State::kClosing:
-    case State::kClosed:
-      break;
-  }
-  return absl::FailedPreconditionError("connection closed");
-}
-
 PubMsg Connection::NewPubMsg(absl::string_view subject, absl::string_view data,
                              const Headers& headers) {
   PubMsg msg;
-  msg.set_client_id(session_->client_id());
-  msg.set_conn_id(session_->conn_id);
+  msg.set_client_id(client_id_);
   msg.set_guid(guids_.Next());
   msg.set_subject(std::string(subject));
   msg.set_data(std::string(data));
@@ -135,21 +103,61 @@ PubMsg Connection::NewPubMsg(absl::string_view subject, absl::string_view data,
 absl::StatusOr<uint64_t> Connection::Publish(absl::string_view subject,
                                              absl::string_view data,
                                              const Headers& headers) {
-  RETURN_IF_ERROR(CheckOpen());
-  const PubMsg msg = NewPubMsg(subject, data, headers);
-  PubAck ack;
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineAfter(session_->options.pub_ack_wait));
-  RETURN_IF_ERROR(FromGrpcStatus(session_->stub->Publish(&context, msg, &ack)));
-  RETURN_IF_ERROR(FromPubAck(ack));
-  return ack.sequence();
+  RETURN_IF_ERROR(tracker_->CheckUsable());
+  PubMsg msg = NewPubMsg(subject, data, headers);
+  const absl::Duration wait = tracker_->session()->options.pub_ack_wait;
+  const absl::Time deadline = absl::Now() + wait;
+  std::shared_ptr<const Session> session = tracker_->session();
+  absl::Status last;
+  for (int attempt = 1;; ++attempt) {
+    msg.set_conn_id(session->conn_id);
+    PubAck ack;
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(deadline));
+    absl::Status status =
+        FromGrpcStatus(session->stub->Publish(&context, msg, &ack));
+    if (status.ok()) status = FromPubAck(ack);
+    if (status.ok()) return ack.sequence();
+    auto out_of_time = [&]() {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "publish to ", subject, ": no ack within ",
+          absl::FormatDuration(wait), " (", attempt,
+          " attempts, the last refused with: ", last.ToString(), ")"));
+    };
+    if (absl::IsDeadlineExceeded(status) && !last.ok()) return out_of_time();
+    // UNAVAILABLE: no leader yet, or the server went away. NOT_FOUND: the
+    // server no longer knows this connection (it may be reconnecting).
+    if (!absl::IsUnavailable(status) && !absl::IsNotFound(status)) {
+      return status;
+    }
+    last = status;
+    absl::StatusOr<std::shared_ptr<const Session>> verdict =
+        tracker_->AwaitCheck(tracker_->RequestCheck(), deadline);
+    if (absl::IsDeadlineExceeded(verdict.status()) ||
+        (verdict.ok() && absl::Now() >= deadline)) {
+      return out_of_time();
+    }
+    if (!verdict.ok()) return verdict.status();
+    if (*verdict == session) {
+      // The connection is fine: the server itself refused.
+      if (absl::IsNotFound(status)) return status;
+      const absl::Duration delay =
+          std::min(kReconnectDelayMin * (1 << std::min(attempt - 1, 4)),
+                   kReconnectDelayMax);
+      if (!tracker_->SleepUnlessClosed(
+              std::min(absl::Now() + delay, deadline))) {
+        return tracker_->CheckUsable();
+      }
+    }
+    session = *std::move(verdict);
+  }
 }
 
 absl::Status Connection::PublishAsync(absl::string_view subject,
                                       absl::string_view data,
                                       AckHandler handler,
                                       const Headers& headers) {
-  RETURN_IF_ERROR(CheckOpen());
+  RETURN_IF_ERROR(tracker_->CheckUsable());
   return publisher_.Publish(NewPubMsg(subject, data, headers),
                             std::move(handler));
 }
@@ -160,14 +168,14 @@ absl::Status Connection::Flush(absl::Duration timeout) {
 
 absl::StatusOr<std::unique_ptr<Subscription>> Connection::Subscribe(
     std::string subject, SubscribeOptions options, MessageHandler handler) {
-  RETURN_IF_ERROR(CheckOpen());
+  RETURN_IF_ERROR(tracker_->CheckUsable());
   ASSIGN_OR_RETURN(
       std::shared_ptr<SubscriptionStream> stream,
-      SubscriptionStream::Open(session_, std::move(subject), std::move(options),
+      SubscriptionStream::Open(tracker_, std::move(subject), std::move(options),
                                std::move(handler)));
   {
     absl::MutexLock lock(&mu_);
-    if (state_ == State::kOpen) {
+    if (!closing_) {
       subscriptions_.erase(
           std::remove_if(subscriptions_.begin(), subscriptions_.end(),
                          [](const std::shared_ptr<SubscriptionStream>& sub) {
@@ -178,93 +186,150 @@ absl::StatusOr<std::unique_ptr<Subscription>> Connection::Subscribe(
       return std::make_unique<Subscription>(std::move(stream));
     }
   }
-  // Closed or lost while subscribing: nothing will end this stream later.
+  // Closed while subscribing: nothing will end this stream later.
   // Nobody is left to hear how the close went.
   stream->End(SubscriptionStream::EndMode::kClose).IgnoreError();
-  return CheckOpen();
+  return absl::FailedPreconditionError("connection closed");
 }
 
-void Connection::PingLoop() {
+std::vector<std::shared_ptr<SubscriptionStream>>
+Connection::LiveSubscriptions() {
+  absl::MutexLock lock(&mu_);
+  return subscriptions_;
+}
+
+void Connection::SuperviseLoop() {
   NameThisThread("spate-ping");
   int failures = 0;
   while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      auto stopped = [this]() { return state_ != State::kOpen; };
-      if (mu_.AwaitWithTimeout(absl::Condition(&stopped), ping_interval_)) {
-        return;
-      }
+    const std::shared_ptr<const Session> session = tracker_->session();
+    // A stream asking for a check cuts the wait short.
+    const uint64_t ticket =
+        tracker_->AwaitRequest(absl::Now() + session->ping_interval);
+    const SessionTracker::State state = tracker_->state();
+    if (state == SessionTracker::State::kLost ||
+        state == SessionTracker::State::kClosed) {
+      return;
     }
-    PingRequest request;
-    request.set_client_id(session_->client_id());
-    request.set_conn_id(session_->conn_id);
-    PingResponse response;
-    grpc::ClientContext context;
-    // A ping unanswered for an interval (at least connect_timeout, so that
-    // short test intervals do not fail on a busy machine) counts as missed.
-    context.set_deadline(DeadlineAfter(
-        std::max(ping_interval_, session_->options.connect_timeout)));
-    const absl::Status status =
-        FromGrpcStatus(session_->stub->Ping(&context, request, &response));
+    const absl::Status status = Ping(*session);
     if (status.ok()) {
       failures = 0;
+      if (ticket != 0) tracker_->CheckPassed(ticket);
       continue;
     }
-    if (status.code() == absl::StatusCode::kNotFound) {
-      // The server replaced or expired this connection: pinging on is
-      // pointless.
-      Lose(status);
-      return;
-    }
-    if (++failures >= ping_max_out_) {
-      Lose(absl::UnavailableError(absl::StrCat(
+    absl::Status reason;
+    if (absl::IsNotFound(status)) {
+      // The server replaced or expired this connection.
+      reason = status;
+    } else if (ticket != 0) {
+      reason = absl::UnavailableError(absl::StrCat(
+          "a stream ended and the ping that followed failed with: ",
+          status.ToString()));
+    } else if (++failures >= session->ping_max_out) {
+      reason = absl::UnavailableError(absl::StrCat(
           failures,
-          " pings in a row failed, the last with: ", status.ToString())));
-      return;
+          " pings in a row failed, the last with: ", status.ToString()));
+    } else {
+      continue;
     }
+    failures = 0;
+    const absl::Status reconnected = Reconnect(reason);
+    if (reconnected.ok()) continue;
+    if (!absl::IsCancelled(reconnected)) Lose(reconnected);
+    return;
   }
 }
 
-void Connection::Lose(const absl::Status& reason) {
-  std::vector<std::shared_ptr<SubscriptionStream>> subscriptions;
-  {
-    absl::MutexLock lock(&mu_);
-    if (state_ != State::kOpen) return;
-    state_ = State::kLost;
-    lost_reason_ = reason;
-    subscriptions = subscriptions_;
+absl::Status Connection::Reconnect(const absl::Status& reason) {
+  const std::shared_ptr<const Session> failed = tracker_->session();
+  const ClientOptions& options = failed->options;
+  if (options.reconnect_wait <= absl::ZeroDuration()) return reason;
+  if (!tracker_->BeginReconnect()) return absl::CancelledError("closed");
+  LOG(WARNING) << "connection to " << failed->server
+               << " broken client_id=" << client_id_ << " reason=" << reason
+               << "; reconnecting for up to "
+               << absl::FormatDuration(options.reconnect_wait);
+  // Their owners wait for the new session (the tracker says reconnecting).
+  publisher_.Interrupt();
+  for (const std::shared_ptr<SubscriptionStream>& sub : LiveSubscriptions()) {
+    sub->Interrupt();
   }
-  LOG(WARNING) << "connection lost server=" << session_->server
-               << " client_id=" << session_->client_id() << " " << reason;
+  const std::string conn_id = RandomBytes(Session::kConnIdBytes);
+  const absl::Time deadline = absl::Now() + options.reconnect_wait;
+  const size_t servers = options.servers.size();
+  absl::Duration backoff = kReconnectDelayMin;
+  absl::Status last = reason;
+  for (size_t attempt = 0;; ++attempt) {
+    const absl::Duration remaining = deadline - absl::Now();
+    if (remaining <= absl::ZeroDuration()) break;
+    const size_t index = (failed->server_index + 1 + attempt) % servers;
+    absl::StatusOr<std::shared_ptr<const Session>> session = OpenSession(
+        options, index, conn_id, std::min(options.connect_timeout, remaining));
+    if (session.ok()) {
+      const std::string server = (*session)->server;
+      if (!tracker_->Reconnected(*std::move(session))) {
+        return absl::CancelledError("closed");
+      }
+      LOG(INFO) << "reconnected server=" << server
+                << " client_id=" << client_id_ << " attempts=" << attempt + 1;
+      if (options.reconnected_handler) options.reconnected_handler(server);
+      publisher_.Resume();
+      return absl::OkStatus();
+    }
+    last = session.status();
+    if (Permanent(last.code())) break;
+    // After a full round, or while the server still sees the old
+    // connection alive (ALREADY_EXISTS), wait a little.
+    if ((attempt + 1) % servers == 0 || absl::IsAlreadyExists(last)) {
+      if (!tracker_->SleepUnlessClosed(
+              std::min(absl::Now() + backoff, deadline))) {
+        return absl::CancelledError("closed");
+      }
+      backoff = std::min(backoff * 2, kReconnectDelayMax);
+    }
+  }
+  return absl::Status(
+      last.code(),
+      absl::StrCat("connection to ", failed->server, " broke (",
+                   reason.ToString(), ") and reconnecting failed within ",
+                   absl::FormatDuration(options.reconnect_wait),
+                   ", the last attempt with: ", last.message()));
+}
+
+void Connection::Lose(const absl::Status& reason) {
+  tracker_->Lose(reason);
+  const std::shared_ptr<const Session> session = tracker_->session();
+  LOG(WARNING) << "connection lost server=" << session->server
+               << " client_id=" << client_id_ << " " << reason;
   publisher_.Cancel(absl::UnavailableError(
       absl::StrCat("connection lost: ", reason.ToString())));
-  for (const std::shared_ptr<SubscriptionStream>& sub : subscriptions) {
+  for (const std::shared_ptr<SubscriptionStream>& sub : LiveSubscriptions()) {
     sub->Cancel();
   }
-  if (session_->options.connection_lost_handler) {
-    session_->options.connection_lost_handler(reason);
+  if (session->options.connection_lost_handler) {
+    session->options.connection_lost_handler(reason);
   }
 }
 
 absl::Status Connection::Close() {
   std::vector<std::shared_ptr<SubscriptionStream>> subscriptions;
-  bool was_lost;
   {
     absl::MutexLock lock(&mu_);
-    if (state_ == State::kClosing || state_ == State::kClosed) {
+    if (closing_) {
       // The lost handler calling Close while another Close joins the ping
       // thread must not wait for that Close.
       if (std::this_thread::get_id() == ping_thread_.get_id()) {
         return absl::OkStatus();
       }
-      auto closed = [this]() { return state_ == State::kClosed; };
+      auto closed = [this]() { return closed_; };
       mu_.Await(absl::Condition(&closed));
       return close_result_;
     }
-    was_lost = state_ == State::kLost;
-    state_ = State::kClosing;
+    closing_ = true;
     subscriptions.swap(subscriptions_);
   }
+  const std::shared_ptr<const Session> before = tracker_->session();
+  const SessionTracker::State state = tracker_->Close();
   // The lost handler may call Close on the ping thread; the destructor
   // joins it then.
   if (ping_thread_.joinable() &&
@@ -280,21 +345,23 @@ absl::Status Connection::Close() {
   }
   publisher_.Shutdown(absl::CancelledError(
       "connection closed before the publish was acknowledged"));
-  const absl::Status result = was_lost ? absl::OkStatus() : CloseRpc();
+  // Only a live connection is told goodbye: one that was connected, or
+  // one a reconnect established while we were closing.
+  const std::shared_ptr<const Session> session = tracker_->session();
+  absl::Status result;
+  if (state == SessionTracker::State::kConnected || session != before) {
+    CloseRequest request;
+    request.set_client_id(client_id_);
+    request.set_conn_id(session->conn_id);
+    CloseResponse response;
+    grpc::ClientContext context;
+    context.set_deadline(DeadlineAfter(session->options.connect_timeout));
+    result = FromGrpcStatus(session->stub->Close(&context, request, &response));
+  }
   absl::MutexLock lock(&mu_);
-  state_ = State::kClosed;
+  closed_ = true;
   close_result_ = result;
   return result;
-}
-
-absl::Status Connection::CloseRpc() {
-  CloseRequest request;
-  request.set_client_id(session_->client_id());
-  request.set_conn_id(session_->conn_id);
-  CloseResponse response;
-  grpc::ClientContext context;
-  context.set_deadline(DeadlineAfter(session_->options.connect_timeout));
-  return FromGrpcStatus(session_->stub->Close(&context, request, &response));
 }
 
 }  // namespace spate::client

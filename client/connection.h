@@ -7,9 +7,46 @@
 //   auto sub = conn->Subscribe("orders", {}, on_message);
 //   sub->Close();  conn->Close();
 //
+// Reconnection. The connection survives the loss of the server it talks
+// to without any user code. It counts as broken when the server no longer
+// knows it (a ping answers NOT_FOUND), when ping_max_out pings in a row
+// fail, or when a stream ends unexpectedly and the ping sent at once
+// fails too. Then, for up to reconnect_wait, the ping thread tries the
+// configured servers round-robin, starting after the one that failed
+// (after each full round, and after ALREADY_EXISTS, it backs off 50 ms
+// doubling to 1 s). It keeps the client id and uses a new conn_id: the
+// server replaces the old connection once that one stopped pinging (until
+// then it answers ALREADY_EXISTS, which is retried). Once connected again:
+//   - async publishes that were pending are resent in publish order with
+//     their guids (the server deduplicates them, so each handler gets the
+//     sequence of the one stored message); see publisher.h;
+//   - every subscription is re-established behind its handle: durables
+//     resume at their first unacked message, plain subscriptions after
+//     the last message handed to the handler; see subscription_stream.h;
+//   - a synchronous Publish waiting meanwhile retries with the same guid
+//     (it retries UNAVAILABLE within pub_ack_wait in any case).
+// A stream that ends while the ping succeeds (a channel's leader moved) is
+// reopened on the same connection. Only if reconnecting fails within
+// reconnect_wait (or the server refuses for good, e.g. INVALID_ARGUMENT)
+// is the connection lost: the ConnectionLostHandler runs once.
+// reconnect_wait == 0 disables all this: the first failure is final.
+//
+//   kConnected --broken--> kReconnecting --connected again--> kConnected
+//       |                       |
+//       |                       +--reconnect_wait passed / refused--> kLost
+//       +--broken, reconnect_wait == 0 ----------------------------> kLost
+//   any --Close()--> kClosed
+// (the states of SessionTracker, session_tracker.h). Publish, PublishAsync
+// and Subscribe work while reconnecting (they wait or queue); once lost or
+// closed they fail with FailedPrecondition naming why; connect again for a
+// new Connection. Close() (or the destructor) ends subscriptions' streams
+// (durables keep their state), fails unacknowledged async publishes with
+// Cancelled, sends the Close RPC and joins every thread.
+//
 // Threads of one connection (all named, so `top -H` shows them):
-//   "spate-ping"       pings every ping interval; detects a lost connection
-//                      and runs the ConnectionLostHandler once;
+//   "spate-ping"       pings every ping interval and whenever a stream
+//                      asks for a check; reconnects; runs the
+//                      ConnectionLostHandler and ReconnectedHandler;
 //   "spate-pub-write", "spate-pub-read"   the async publish stream, opened
 //                      by the first PublishAsync (publisher.h);
 //   "spate-sub-read", "spate-sub-msgs", "spate-sub-acks"   per
@@ -17,13 +54,8 @@
 // Every method is thread-safe. Handlers run on those threads, never while a
 // library lock is held that the same call path needs.
 // Lock order: Connection::mu_ → SubscriptionStream::mu_; the publisher's
-// locks (publisher.h) are never held together with Connection::mu_.
-//
-// Lifecycle: kOpen → (kLost) → kClosing → kClosed. Once lost or closed,
-// calls fail with FailedPrecondition naming why; connect again for a new
-// Connection. Close() (or the destructor) ends subscriptions' streams
-// (durables keep their state), fails unacknowledged async publishes with
-// Cancelled, sends the Close RPC and joins every thread.
+// locks (publisher.h) are never held together with Connection::mu_;
+// SessionTracker's mutex is innermost.
 #ifndef SPATE_CLIENT_CONNECTION_H_
 #define SPATE_CLIENT_CONNECTION_H_
 
@@ -43,6 +75,7 @@
 #include "client/options.h"
 #include "client/publisher.h"
 #include "client/session.h"
+#include "client/session_tracker.h"
 #include "client/subscription.h"
 #include "client/subscription_stream.h"
 #include "proto/streaming.pb.h"
@@ -51,16 +84,15 @@ namespace spate::client {
 
 class Connection {
  public:
-  // Used when neither the options nor the server name a ping interval or
-  // ping_max_out.
-  static constexpr absl::Duration kDefaultPingInterval = absl::Seconds(5);
-  static constexpr int kDefaultPingMaxOut = 3;
+  // Backoff between reconnection rounds.
+  static constexpr absl::Duration kReconnectDelayMin = absl::Milliseconds(50);
+  static constexpr absl::Duration kReconnectDelayMax = absl::Seconds(1);
 
   // Tries options.servers in order. A server that cannot be reached
   // (Unavailable, DeadlineExceeded) passes to the next; any other answer
   // (ALREADY_EXISTS for a live duplicate client id, INVALID_ARGUMENT, ...)
   // is the cluster's verdict and is returned at once, with the server's
-  // code and message.
+  // code and message. (Reconnection applies once connected.)
   static absl::StatusOr<std::unique_ptr<Connection>> Connect(
       ClientOptions options);
 
@@ -70,6 +102,8 @@ class Connection {
   ~Connection();
 
   // Publishes one message and waits for its commit (deadline pub_ack_wait).
+  // UNAVAILABLE answers and broken connections are retried with the same
+  // guid until then.
   absl::StatusOr<uint64_t> Publish(absl::string_view subject,
                                    absl::string_view data,
                                    const Headers& headers = {});
@@ -89,41 +123,46 @@ class Connection {
       std::string subject, SubscribeOptions options, MessageHandler handler);
 
   // Ends the connection (see the lifecycle above). Idempotent; returns the
-  // Close RPC's status (OK after a lost connection: nothing to close).
+  // Close RPC's status (OK when there was no live connection to close).
   absl::Status Close();
 
-  const std::string& client_id() const { return session_->client_id(); }
-  // The "host:port" that accepted the connect.
-  const std::string& server() const { return session_->server; }
-  const ConnectResponse& server_info() const { return session_->info; }
-  absl::Duration ping_interval() const { return ping_interval_; }
+  const std::string& client_id() const { return client_id_; }
+  // The "host:port" of the current (or last) connection.
+  std::string server() const { return tracker_->session()->server; }
+  ConnectResponse server_info() const { return tracker_->session()->info; }
+  absl::Duration ping_interval() const {
+    return tracker_->session()->ping_interval;
+  }
+  // Successful reconnections so far.
+  int64_t reconnects() const { return tracker_->reconnects(); }
+  // Async publishes sent again (after a stream broke or an UNAVAILABLE).
+  int64_t resent_publishes() const { return publisher_.resent_count(); }
 
  private:
-  enum class State { kOpen, kLost, kClosing, kClosed };
+  explicit Connection(std::shared_ptr<const Session> session);
 
-  Connection(std::shared_ptr<const Session> session,
-             absl::Duration ping_interval, int ping_max_out);
-
-  absl::Status CheckOpen() const;
   PubMsg NewPubMsg(absl::string_view subject, absl::string_view data,
                    const Headers& headers);
-  void PingLoop();
+  // The subscriptions not ended yet.
+  std::vector<std::shared_ptr<SubscriptionStream>> LiveSubscriptions();
+  void SuperviseLoop();
+  // Tries to connect again; OK once connected, Cancelled if closed
+  // meanwhile, otherwise why the connection is lost.
+  absl::Status Reconnect(const absl::Status& reason);
   // Marks the connection lost, cancels its streams, runs the handler.
   void Lose(const absl::Status& reason);
-  absl::Status CloseRpc();
 
-  const std::shared_ptr<const Session> session_;
-  const absl::Duration ping_interval_;
-  const int ping_max_out_;
+  const std::shared_ptr<SessionTracker> tracker_;
+  const std::string client_id_;
   GuidGenerator guids_;
   AsyncPublisher publisher_;
 
   mutable absl::Mutex mu_;
-  State state_ ABSL_GUARDED_BY(mu_) = State::kOpen;
-  absl::Status lost_reason_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status close_result_ ABSL_GUARDED_BY(mu_);
-  // Live subscriptions, ended on Close or loss; ended ones are pruned on
-  // the next Subscribe.
+  // Live subscriptions, interrupted on reconnects and ended on Close or
+  // loss; ended ones are pruned on the next Subscribe.
   std::vector<std::shared_ptr<SubscriptionStream>> subscriptions_
       ABSL_GUARDED_BY(mu_);
   std::thread ping_thread_;

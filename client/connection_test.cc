@@ -6,6 +6,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "client/testing/fake_streaming.h"
@@ -116,7 +117,7 @@ TEST(PingTest, UsesTheServersIntervalAndKeepsPinging) {
   EXPECT_TRUE(Eventually([&] { return server.service().ping_count() >= 5; }));
 }
 
-TEST(PingTest, NotFoundLosesTheConnectionOnce) {
+TEST(PingTest, NotFoundLosesTheConnectionOnceWithoutReconnection) {
   FakeServer server;
   std::atomic<int> lost_calls{0};
   absl::Notification lost;
@@ -124,6 +125,7 @@ TEST(PingTest, NotFoundLosesTheConnectionOnce) {
   ClientOptions options = OptionsFor(server);
   options.ping_interval = absl::Milliseconds(10);
   options.ping_max_out = 100;  // NOT_FOUND must not wait for misses.
+  options.reconnect_wait = absl::ZeroDuration();
   options.connection_lost_handler = [&](const absl::Status& status) {
     reason = status;
     if (lost_calls.fetch_add(1) == 0) lost.Notify();
@@ -151,6 +153,8 @@ TEST(PingTest, NotFoundLosesTheConnectionOnce) {
   // Nothing to close on the server: it no longer knows us.
   EXPECT_TRUE((*connection)->Close().ok());
   EXPECT_TRUE(server.service().closes().empty());
+  // No reconnection was attempted.
+  EXPECT_EQ(server.service().connect_requests().size(), 1u);
 }
 
 TEST(PingTest, PingMaxOutFailuresInARowLoseTheConnection) {
@@ -160,6 +164,7 @@ TEST(PingTest, PingMaxOutFailuresInARowLoseTheConnection) {
   ClientOptions options = OptionsFor(server);
   options.ping_interval = absl::Milliseconds(10);
   options.ping_max_out = 3;
+  options.reconnect_wait = absl::ZeroDuration();
   options.connection_lost_handler = [&](const absl::Status& status) {
     reason = status;
     lost.Notify();
@@ -172,6 +177,216 @@ TEST(PingTest, PingMaxOutFailuresInARowLoseTheConnection) {
   EXPECT_EQ(reason.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(reason.message(), HasSubstr("no leader"));
   EXPECT_GE(server.service().ping_count(), 3);
+}
+
+TEST(ReconnectTest, MovesToTheNextServerKeepingTheClientId) {
+  FakeServer first;
+  FakeServer second;
+  std::atomic<int> lost_calls{0};
+  absl::Notification reconnected;
+  std::string reconnected_to;
+  ClientOptions options = OptionsFor(first);
+  options.servers = {first.address(), second.address()};
+  options.ping_interval = absl::Milliseconds(10);
+  options.connection_lost_handler = [&](const absl::Status&) { ++lost_calls; };
+  options.reconnected_handler = [&](const std::string& server) {
+    reconnected_to = server;
+    reconnected.Notify();
+  };
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  first.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+
+  ASSERT_TRUE(reconnected.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(reconnected_to, second.address());
+  EXPECT_EQ((*connection)->server(), second.address());
+  EXPECT_EQ((*connection)->reconnects(), 1);
+  const auto before = first.service().connect_requests();
+  const auto after = second.service().connect_requests();
+  ASSERT_EQ(before.size(), 1u);
+  ASSERT_EQ(after.size(), 1u);
+  EXPECT_EQ(after[0].client_id(), "conn-test");
+  EXPECT_EQ(after[0].conn_id().size(), 16u);
+  EXPECT_NE(after[0].conn_id(), before[0].conn_id());
+  // The connection works on, with the new conn_id.
+  auto published = (*connection)->Publish("orders", "x");
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_EQ(second.service().sync_published().size(), 1u);
+  EXPECT_EQ(second.service().sync_published()[0].conn_id(), after[0].conn_id());
+  EXPECT_TRUE(Eventually([&] { return second.service().ping_count() >= 2; }));
+  EXPECT_EQ(lost_calls.load(), 0);
+  EXPECT_TRUE((*connection)->Close().ok());
+  ASSERT_EQ(second.service().closes().size(), 1u);
+  EXPECT_EQ(second.service().closes()[0].conn_id(), after[0].conn_id());
+}
+
+TEST(ReconnectTest, RetriesWhileTheOldConnectionLooksAlive) {
+  FakeServer server;
+  absl::Notification reconnected;
+  ClientOptions options = OptionsFor(server);
+  options.ping_interval = absl::Milliseconds(10);
+  options.reconnected_handler = [&](const std::string&) {
+    server.service().set_ping_status(grpc::Status::OK);
+    reconnected.Notify();
+  };
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().FailNextConnects(
+      3, grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                      "client id conn-test is already connected and alive"));
+  server.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+
+  ASSERT_TRUE(reconnected.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  const auto requests = server.service().connect_requests();
+  ASSERT_EQ(requests.size(), 5u);
+  // Every attempt of one reconnection uses the same new conn_id.
+  for (size_t i = 2; i < requests.size(); ++i) {
+    EXPECT_EQ(requests[i].conn_id(), requests[1].conn_id());
+  }
+  EXPECT_NE(requests[1].conn_id(), requests[0].conn_id());
+  EXPECT_EQ((*connection)->reconnects(), 1);
+}
+
+TEST(ReconnectTest, GivesUpAfterReconnectWait) {
+  FakeServer server;
+  absl::Notification lost;
+  absl::Status reason;
+  ClientOptions options = OptionsFor(server);
+  options.ping_interval = absl::Milliseconds(10);
+  options.reconnect_wait = absl::Milliseconds(300);
+  options.connection_lost_handler = [&](const absl::Status& status) {
+    reason = status;
+    lost.Notify();
+  };
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().set_connect_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "no leader"));
+  const absl::Time broken = absl::Now();
+  server.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(absl::Now() - broken, absl::Milliseconds(300));
+  EXPECT_EQ(reason.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(reason.message(), HasSubstr("reconnecting failed within"));
+  EXPECT_THAT(reason.message(), HasSubstr("client was replaced"));
+  EXPECT_THAT(reason.message(), HasSubstr("no leader"));
+  // Several attempts, with backoff rather than a tight loop.
+  const size_t attempts = server.service().connect_requests().size() - 1;
+  EXPECT_GE(attempts, 2u);
+  EXPECT_LE(attempts, 20u);
+  EXPECT_EQ((*connection)->Publish("orders", "x").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ReconnectTest, ARefusalEndsReconnectingAtOnce) {
+  FakeServer server;
+  absl::Notification lost;
+  absl::Status reason;
+  ClientOptions options = OptionsFor(server);
+  options.ping_interval = absl::Milliseconds(10);
+  options.reconnect_wait = absl::Seconds(60);
+  options.connection_lost_handler = [&](const absl::Status& status) {
+    reason = status;
+    lost.Notify();
+  };
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().set_connect_status(
+      grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad client id"));
+  server.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(reason.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server.service().connect_requests().size(), 2u);
+}
+
+TEST(ReconnectTest, CloseEndsReconnectingPromptly) {
+  FakeServer server;
+  std::atomic<int> lost_calls{0};
+  ClientOptions options = OptionsFor(server);
+  options.ping_interval = absl::Milliseconds(10);
+  options.connection_lost_handler = [&](const absl::Status&) { ++lost_calls; };
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().set_connect_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "no leader"));
+  server.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server.service().connect_requests().size() >= 3; }));
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE((*connection)->Close().ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  EXPECT_EQ(lost_calls.load(), 0);
+  // Nobody to say goodbye to: the server did not know this connection.
+  EXPECT_TRUE(server.service().closes().empty());
+  EXPECT_EQ(CountClientThreads(), 0);
+}
+
+TEST(PublishTest, RetriesUnavailableWithTheSameGuid) {
+  FakeServer server;
+  auto connection = Connection::Connect(OptionsFor(server));
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().set_publish_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "no leader yet"));
+  absl::StatusOr<uint64_t> published;
+  std::thread publisher(
+      [&] { published = (*connection)->Publish("orders", "x"); });
+  ASSERT_TRUE(Eventually(
+      [&] { return server.service().sync_published().size() >= 3; }));
+  server.service().set_publish_status(grpc::Status::OK);
+  publisher.join();
+  ASSERT_TRUE(published.ok()) << published.status();
+  EXPECT_EQ(*published, 1u);
+  const auto attempts = server.service().sync_published();
+  for (const PubMsg& attempt : attempts) {
+    EXPECT_EQ(attempt.guid(), attempts[0].guid());
+  }
+}
+
+TEST(PublishTest, UnavailableUntilTheDeadlineIsDeadlineExceeded) {
+  FakeServer server;
+  ClientOptions options = OptionsFor(server);
+  options.pub_ack_wait = absl::Milliseconds(300);
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().set_publish_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "no leader yet"));
+  const absl::Time start = absl::Now();
+  auto published = (*connection)->Publish("orders", "x");
+  EXPECT_EQ(published.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(published.status().message(), HasSubstr("no leader yet"));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(290));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(PublishTest, WaitsForTheReconnectionAndGoesToTheNewServer) {
+  auto first = std::make_unique<FakeServer>();
+  FakeServer second;
+  ClientOptions options = OptionsFor(*first);
+  options.servers = {first->address(), second.address()};
+  options.ping_interval = absl::Milliseconds(20);
+  options.ping_max_out = 2;
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  first->service().set_publish_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"));
+  absl::StatusOr<uint64_t> published;
+  std::thread publisher(
+      [&] { published = (*connection)->Publish("orders", "x"); });
+  ASSERT_TRUE(
+      Eventually([&] { return !first->service().sync_published().empty(); }));
+  const std::string guid = first->service().sync_published()[0].guid();
+  first.reset();  // The server dies.
+  publisher.join();
+  ASSERT_TRUE(published.ok()) << published.status();
+  ASSERT_EQ(second.service().sync_published().size(), 1u);
+  EXPECT_EQ(second.service().sync_published()[0].guid(), guid);
+  EXPECT_EQ((*connection)->reconnects(), 1);
 }
 
 TEST(PublishTest, ReturnsTheSequenceAndSendsIdsAndHeaders) {
@@ -267,6 +482,7 @@ TEST(CloseTest, LostHandlerMayCloseTheConnection) {
   Connection* raw = nullptr;
   ClientOptions options = OptionsFor(server);
   options.ping_interval = absl::Milliseconds(10);
+  options.reconnect_wait = absl::ZeroDuration();
   options.connection_lost_handler = [&](const absl::Status&) {
     EXPECT_TRUE(raw->Close().ok());
     closed.Notify();

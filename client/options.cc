@@ -26,6 +26,9 @@ absl::Status ClientOptions::Validate() const {
     return absl::InvalidArgumentError(absl::StrCat(
         "max_pub_acks_in_flight must be >= 1, got ", max_pub_acks_in_flight));
   }
+  if (reconnect_wait < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("reconnect_wait must not be negative");
+  }
   if (ping_interval < absl::ZeroDuration() || ping_max_out < 0) {
     return absl::InvalidArgumentError(
         "ping_interval and ping_max_out must not be negative");

@@ -23,11 +23,17 @@ class Message;
 // Message headers as published; delivered unchanged to subscribers.
 using Headers = std::map<std::string, std::string>;
 
-// Runs once when the connection is lost: the server no longer knows it
-// (NOT_FOUND: replaced or expired) or ping_max_out pings in a row failed.
-// Runs on the ping thread; it may call Connection::Close() but must not
-// destroy the Connection.
+// Runs once when the connection is lost for good: it broke (the server no
+// longer knows it, ping_max_out pings in a row failed, or a stream ended
+// and the ping that followed failed) and reconnecting did not succeed
+// within reconnect_wait. Runs on the ping thread; it may call
+// Connection::Close() but must not destroy the Connection.
 using ConnectionLostHandler = std::function<void(const absl::Status& reason)>;
+
+// Runs after each successful reconnection, with the server that accepted
+// it, on the ping thread, before the streams are re-established. It must
+// be quick and must not call Close().
+using ReconnectedHandler = std::function<void(const std::string& server)>;
 
 // Completion of one PublishAsync: the channel sequence, or why the message
 // was not stored (the PubAck's error, DeadlineExceeded after pub_ack_wait,
@@ -43,12 +49,18 @@ using AckHandler = std::function<void(const std::string& guid,
 // that subscription's dispatch thread.
 using MessageHandler = std::function<void(const Message& message)>;
 
-// Runs once when a subscription's stream ends without the client asking
-// (the server ended it or the transport broke), with the stream's status.
+// Runs once when a subscription ends for good without the client asking:
+// its stream ended with a status that resubscribing cannot fix (e.g.
+// INVALID_ARGUMENT, RESOURCE_EXHAUSTED for a slow consumer), or
+// resubscribing kept failing for reconnect_wait. Not run when the whole
+// connection is lost (the ConnectionLostHandler is). Runs on the
+// subscription's reader thread, with the last status.
 using SubscriptionLostHandler = std::function<void(const absl::Status& reason)>;
 
 struct ClientOptions {
-  // "host:port" addresses, tried in order until one accepts the connect.
+  // "host:port" addresses, tried in order until one accepts the connect;
+  // reconnection tries them round-robin, starting after the one that
+  // failed.
   std::vector<std::string> servers;
   // [A-Za-z0-9_-]+, at most 128 characters (the server checks it too).
   std::string client_id;
@@ -65,7 +77,12 @@ struct ClientOptions {
   // client that pings less often than it asked.
   absl::Duration ping_interval = absl::ZeroDuration();
   int ping_max_out = 0;
+  // How long the client tries to reconnect (and to re-establish a
+  // subscription) on its own before reporting the loss; zero disables
+  // reconnection (the first failure is final). See connection.h.
+  absl::Duration reconnect_wait = absl::Seconds(30);
   ConnectionLostHandler connection_lost_handler;
+  ReconnectedHandler reconnected_handler;
 
   absl::Status Validate() const;
 };

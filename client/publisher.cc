@@ -1,5 +1,6 @@
 #include "client/publisher.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -9,9 +10,26 @@
 #include "client/thread_name.h"
 
 namespace spate::client {
+namespace {
 
-AsyncPublisher::AsyncPublisher(std::shared_ptr<const Session> session)
-    : session_(std::move(session)) {}
+// A stream that ends sooner than this after it opened, before any ack came
+// back, counts as a quick break: the next one waits a backoff first.
+constexpr absl::Duration kQuickBreak = absl::Seconds(1);
+
+absl::Duration Backoff(int attempt) {
+  absl::Duration delay = AsyncPublisher::kRetryDelayMin;
+  for (int i = 1; i < attempt && delay < AsyncPublisher::kRetryDelayMax; ++i) {
+    delay *= 2;
+  }
+  return std::min(delay, AsyncPublisher::kRetryDelayMax);
+}
+
+}  // namespace
+
+AsyncPublisher::AsyncPublisher(std::shared_ptr<SessionTracker> tracker)
+    : tracker_(std::move(tracker)),
+      pub_ack_wait_(tracker_->session()->options.pub_ack_wait),
+      window_(tracker_->session()->options.max_pub_acks_in_flight) {}
 
 AsyncPublisher::~AsyncPublisher() {
   Shutdown(absl::CancelledError("publisher destroyed"));
@@ -22,47 +40,42 @@ int AsyncPublisher::pending_count() const {
   return static_cast<int>(pending_.size());
 }
 
+int64_t AsyncPublisher::resent_count() const {
+  absl::MutexLock lock(&mu_);
+  return resent_;
+}
+
 absl::Status AsyncPublisher::Publish(PubMsg msg, AckHandler handler) {
-  const absl::Duration wait = session_->options.pub_ack_wait;
-  const size_t window = session_->options.max_pub_acks_in_flight;
-  const absl::Time deadline = absl::Now() + wait;
-  // A stream that broke is replaced once; if the new one breaks before the
-  // message is queued, the server is most likely gone.
-  for (int attempt = 0;; ++attempt) {
-    absl::StatusOr<Stream*> stream = EnsureStream();
-    if (!stream.ok()) return stream.status();
+  const absl::Time deadline = absl::Now() + pub_ack_wait_;
+  bool open = false;
+  {
     absl::MutexLock lock(&mu_);
-    Stream* const opened = *stream;
-    auto ready = [&]() {
-      return stopping_ || current_ != opened || current_->broken ||
-             pending_.size() < window;
-    };
+    auto ready = [this]() { return stopping_ || pending_.size() < window_; };
     mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
     if (stopping_) return stop_reason_;
-    if (current_ == nullptr || current_->broken) {
-      if (attempt >= 1) {
-        return absl::UnavailableError(absl::StrCat(
-            "publish stream to ", session_->server, " keeps breaking"));
-      }
-      continue;
-    }
-    if (pending_.size() >= window) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "publish window full: ", pending_.size(),
-          " publishes unacknowledged after ", absl::FormatDuration(wait)));
+    if (pending_.size() >= window_) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("publish window full: ", pending_.size(),
+                       " publishes unacknowledged after ",
+                       absl::FormatDuration(pub_ack_wait_)));
     }
     const uint64_t order = next_order_++;
     Pending& pending = pending_[order];
     pending.guid = msg.guid();
     pending.msg = std::move(msg);
     pending.handler = std::move(handler);
-    pending.deadline = absl::Now() + wait;
-    pending.generation = current_->generation;
+    pending.deadline = absl::Now() + pub_ack_wait_;
     const bool inserted = order_by_guid_.emplace(pending.guid, order).second;
     CHECK(inserted) << "duplicate publish guid " << pending.guid;
-    current_->outbox.push_back(order);
-    return absl::OkStatus();
+    if (current_ != nullptr && !current_->broken) {
+      current_->outbox.insert(order);
+    } else {
+      // Between streams: a recovering reader sends it with the rest.
+      open = !recovering_;
+    }
   }
+  if (open) OpenStream(nullptr, /*recovering=*/false);
+  return absl::OkStatus();
 }
 
 absl::Status AsyncPublisher::Flush(absl::Duration timeout) {
@@ -77,18 +90,46 @@ absl::Status AsyncPublisher::Flush(absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+void AsyncPublisher::Interrupt() {
+  absl::MutexLock streams_lock(&stream_mu_);
+  Stream* current;
+  {
+    absl::MutexLock lock(&mu_);
+    current = current_;
+  }
+  // Owned by streams_, which stream_mu_ keeps intact.
+  if (current != nullptr) current->context.TryCancel();
+}
+
+void AsyncPublisher::Resume() {
+  bool open;
+  {
+    absl::MutexLock lock(&mu_);
+    open = !pending_.empty() && !recovering_ &&
+           (current_ == nullptr || current_->broken);
+  }
+  if (open) OpenStream(nullptr, /*recovering=*/false);
+}
+
 void AsyncPublisher::Cancel(const absl::Status& reason) {
+  absl::Status first;
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
       stopping_ = true;
       stop_reason_ = reason;
     }
+    first = stop_reason_;
   }
-  absl::MutexLock streams_lock(&stream_mu_);
-  for (const std::unique_ptr<Stream>& stream : streams_) {
-    stream->context.TryCancel();
+  abandon_.store(true);
+  tracker_->WakeWaiters();
+  {
+    absl::MutexLock streams_lock(&stream_mu_);
+    for (const std::unique_ptr<Stream>& stream : streams_) {
+      stream->context.TryCancel();
+    }
   }
+  FailAll(first);
 }
 
 void AsyncPublisher::Shutdown(const absl::Status& reason) {
@@ -109,15 +150,19 @@ void AsyncPublisher::Shutdown(const absl::Status& reason) {
   current_ = nullptr;
 }
 
-absl::StatusOr<AsyncPublisher::Stream*> AsyncPublisher::EnsureStream() {
+bool AsyncPublisher::OpenStream(std::shared_ptr<const Session> session,
+                                bool recovering) {
   absl::MutexLock streams_lock(&stream_mu_);
   std::vector<std::unique_ptr<Stream>> finished;
   {
     absl::MutexLock lock(&mu_);
-    if (stopping_) return stop_reason_;
-    if (current_ != nullptr && !current_->broken) return current_;
-    // Streams whose reader completed everything hold no locks any more and
-    // their threads are exiting: joining them here is immediate.
+    if (stopping_) return true;
+    if (!recovering &&
+        (recovering_ || (current_ != nullptr && !current_->broken))) {
+      return true;
+    }
+    // Streams whose threads are done hold no locks any more and are
+    // exiting: joining them here is immediate.
     for (auto it = streams_.begin(); it != streams_.end();) {
       if ((*it)->finished && it->get() != current_) {
         finished.push_back(std::move(*it));
@@ -131,39 +176,79 @@ absl::StatusOr<AsyncPublisher::Stream*> AsyncPublisher::EnsureStream() {
     stream->writer.join();
     stream->reader.join();
   }
+  // A stream on a session the connection is leaving would break at once,
+  // or worse, be refused as a replaced connection.
+  if (tracker_->state() != SessionTracker::State::kConnected) return false;
+  if (session == nullptr) {
+    session = tracker_->session();
+  } else if (session != tracker_->session()) {
+    return false;
+  }
   auto stream = std::make_unique<Stream>();
   stream->generation = next_generation_++;
-  stream->rw = session_->stub->PublishStream(&stream->context);
+  stream->session = std::move(session);
+  stream->opened = absl::Now();
+  stream->rw = stream->session->stub->PublishStream(&stream->context);
   Stream* const opened = stream.get();
   {
     absl::MutexLock lock(&mu_);
+    for (auto& [order, pending] : pending_) {
+      opened->outbox.insert(order);
+      if (pending.sent) ++resent_;
+    }
+    // Every pending publish goes out now, refused ones included.
+    retries_.clear();
     current_ = opened;
+    recovering_ = false;
   }
   opened->writer = std::thread([this, opened] { WriteLoop(opened); });
   opened->reader = std::thread([this, opened] { ReadLoop(opened); });
   streams_.push_back(std::move(stream));
-  return opened;
+  return true;
 }
 
 absl::Time AsyncPublisher::NextExpiryLocked() const {
+  // Deadlines grow with the publish order (a fixed wait after each).
   return pending_.empty() ? absl::InfiniteFuture()
                           : pending_.begin()->second.deadline;
+}
+
+absl::Time AsyncPublisher::NextWakeLocked() const {
+  const absl::Time retry =
+      retries_.empty() ? absl::InfiniteFuture() : retries_.begin()->first;
+  return std::min(NextExpiryLocked(), retry);
+}
+
+void AsyncPublisher::QueueDueRetriesLocked() {
+  const absl::Time now = absl::Now();
+  while (!retries_.empty() && retries_.begin()->first <= now) {
+    const uint64_t order = retries_.begin()->second;
+    retries_.erase(retries_.begin());
+    if (current_ == nullptr || current_->broken) continue;  // Resent anyway.
+    if (pending_.count(order) == 0) continue;               // Expired.
+    current_->outbox.insert(order);
+    ++resent_;
+  }
 }
 
 void AsyncPublisher::TakeBatchLocked(Stream* stream, PubBatch* batch) {
   int64_t bytes = 0;
   while (!stream->outbox.empty()) {
-    auto it = pending_.find(stream->outbox.front());
-    if (it == pending_.end()) {  // Expired before it was written.
-      stream->outbox.pop_front();
+    auto it = pending_.find(*stream->outbox.begin());
+    if (it == pending_.end()) {  // Completed before it was written.
+      stream->outbox.erase(stream->outbox.begin());
       continue;
     }
     const int64_t size = static_cast<int64_t>(it->second.msg.ByteSizeLong());
     if (batch->msgs_size() > 0 && bytes + size > kBatchBytesMax) break;
-    // A copy: the pending entry keeps the message for a resend.
-    *batch->add_msgs() = it->second.msg;
+    // A copy: the pending entry keeps the message for a resend. It names
+    // the connection the stream belongs to, which changes on reconnects.
+    PubMsg* msg = batch->add_msgs();
+    *msg = it->second.msg;
+    msg->set_conn_id(stream->session->conn_id);
+    it->second.sent = true;
     bytes += size;
-    stream->outbox.pop_front();
+    stream->outbox.erase(stream->outbox.begin());
   }
 }
 
@@ -174,11 +259,15 @@ void AsyncPublisher::WriteLoop(Stream* stream) {
     bool overdue = false;
     {
       absl::MutexLock lock(&mu_);
-      auto wake = [this, stream]() {
-        return stopping_ || stream->broken || !stream->outbox.empty();
+      // A retry scheduled meanwhile may be due before `wake_at`.
+      const absl::Time wake_at = NextWakeLocked();
+      auto wake = [this, stream, wake_at]() {
+        return stopping_ || stream->broken || !stream->outbox.empty() ||
+               NextWakeLocked() < wake_at;
       };
-      mu_.AwaitWithDeadline(absl::Condition(&wake), NextExpiryLocked());
+      mu_.AwaitWithDeadline(absl::Condition(&wake), wake_at);
       if (stopping_ || stream->broken) break;
+      if (stream == current_) QueueDueRetriesLocked();
       overdue = NextExpiryLocked() <= absl::Now();
       TakeBatchLocked(stream, &batch);
     }
@@ -194,30 +283,80 @@ void AsyncPublisher::ReadLoop(Stream* stream) {
   NameThisThread("spate-pub-read");
   PubAckBatch acks;
   while (stream->rw->Read(&acks)) {
+    {
+      absl::MutexLock lock(&mu_);
+      quick_breaks_ = 0;
+    }
     CompleteAcks(acks);
   }
+  bool recover = false;
   {
     absl::MutexLock lock(&mu_);
     stream->broken = true;
+    // Publishes queued from now on wait for this reader's next stream.
+    if (!stopping_ && current_ == stream) recover = recovering_ = true;
     // Finish() must not race a Write on the same call.
     mu_.Await(absl::Condition(&stream->writer_exited));
   }
   const grpc::Status end = stream->rw->Finish();
-  absl::Status reason;
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) {
-      reason = stop_reason_;
-    } else {
-      reason = absl::UnavailableError(absl::StrCat(
-          "publish stream to ", session_->server, " ended: ",
-          end.ok() ? "closed by the server" : FromGrpcStatus(end).ToString()));
-      LOG(WARNING) << reason;
+  if (recover) {
+    if (tracker_->state() == SessionTracker::State::kConnected) {
+      LOG(WARNING) << "publish stream to " << stream->session->server
+                   << " ended: "
+                   << (end.ok() ? "closed by the server"
+                                : FromGrpcStatus(end).ToString())
+                   << "; checking the connection, pending publishes will "
+                      "be resent";
     }
+    Recover(stream);
   }
-  FailGeneration(stream->generation, reason);
   absl::MutexLock lock(&mu_);
   stream->finished = true;
+}
+
+void AsyncPublisher::Recover(Stream* stream) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (absl::Now() - stream->opened < kQuickBreak) ++quick_breaks_;
+    if (quick_breaks_ > 1) {
+      // The stream keeps ending right after it opened: do not spin.
+      auto stopped = [this]() { return stopping_; };
+      mu_.AwaitWithTimeout(absl::Condition(&stopped),
+                           Backoff(quick_breaks_ - 1));
+    }
+  }
+  while (true) {
+    const uint64_t ticket = tracker_->RequestCheck();
+    while (true) {
+      absl::Time deadline;
+      {
+        absl::MutexLock lock(&mu_);
+        if (stopping_ || pending_.empty()) {
+          // Nothing to resend: the next Publish opens a stream (or Resume
+          // after a reconnect); Cancel fails what is left when stopping.
+          recovering_ = false;
+          if (current_ == stream) current_ = nullptr;
+          return;
+        }
+        deadline = NextExpiryLocked();
+      }
+      absl::StatusOr<std::shared_ptr<const Session>> session =
+          tracker_->AwaitCheck(ticket, deadline, &abandon_);
+      if (session.ok()) {
+        if (OpenStream(*std::move(session), /*recovering=*/true)) return;
+        break;  // The session changed meanwhile: check again.
+      }
+      if (absl::IsDeadlineExceeded(session.status())) {
+        ExpireOverdue();
+        continue;
+      }
+      // Lost or closed: the connection cancels the publisher.
+      absl::MutexLock lock(&mu_);
+      recovering_ = false;
+      if (current_ == stream) current_ = nullptr;
+      return;
+    }
+  }
 }
 
 void AsyncPublisher::RemoveLocked(std::map<uint64_t, Pending>::iterator it,
@@ -242,20 +381,32 @@ void AsyncPublisher::RunCompletions(std::vector<Completion>* done) {
 void AsyncPublisher::CompleteAcks(const PubAckBatch& acks) {
   absl::MutexLock callbacks(&callback_mu_);
   std::vector<Completion> done;
+  bool refused = false;
   {
     absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
     for (const PubAck& ack : acks.acks()) {
       auto found = order_by_guid_.find(ack.guid());
       // Unknown guids already completed (expired); their handler ran.
       if (found == order_by_guid_.end()) continue;
+      auto it = pending_.find(found->second);
       absl::Status error = FromPubAck(ack);
-      RemoveLocked(pending_.find(found->second),
+      if (absl::IsUnavailable(error) && !stopping_ &&
+          now < it->second.deadline) {
+        // Retryable (no leader yet, node stopping): same guid, later.
+        retries_.emplace(now + Backoff(++it->second.refusals), it->first);
+        refused = true;
+        continue;
+      }
+      RemoveLocked(it,
                    error.ok() ? absl::StatusOr<uint64_t>(ack.sequence())
                               : absl::StatusOr<uint64_t>(error),
                    &done);
     }
   }
   RunCompletions(&done);
+  // A node that refuses may be on its way out; let the connection look.
+  if (refused) tracker_->RequestCheck();
 }
 
 void AsyncPublisher::ExpireOverdue() {
@@ -267,25 +418,20 @@ void AsyncPublisher::ExpireOverdue() {
     while (!pending_.empty() && pending_.begin()->second.deadline <= now) {
       RemoveLocked(pending_.begin(),
                    absl::DeadlineExceededError(absl::StrCat(
-                       "no ack within ",
-                       absl::FormatDuration(session_->options.pub_ack_wait))),
+                       "no ack within ", absl::FormatDuration(pub_ack_wait_))),
                    &done);
     }
   }
   RunCompletions(&done);
 }
 
-void AsyncPublisher::FailGeneration(uint64_t generation,
-                                    const absl::Status& reason) {
+void AsyncPublisher::FailAll(const absl::Status& reason) {
   absl::MutexLock callbacks(&callback_mu_);
   std::vector<Completion> done;
   {
     absl::MutexLock lock(&mu_);
-    for (auto it = pending_.begin(); it != pending_.end();) {
-      auto next = std::next(it);
-      if (it->second.generation == generation) RemoveLocked(it, reason, &done);
-      it = next;
-    }
+    while (!pending_.empty()) RemoveLocked(pending_.begin(), reason, &done);
+    retries_.clear();
   }
   RunCompletions(&done);
 }

@@ -1,6 +1,7 @@
 // Async publishing (Connection::PublishAsync / Flush over AsyncPublisher)
-// against the fake server: ack order, the window, error mapping, stream
-// breaks, batching and timeouts.
+// against the fake server: ack order, the window, error mapping, resending
+// after stream breaks and reconnections, retrying UNAVAILABLE acks,
+// batching and timeouts.
 #include "client/publisher.h"
 
 #include <atomic>
@@ -214,26 +215,140 @@ TEST_F(PublisherTest, PubAckErrorMapsToItsCode) {
   EXPECT_EQ(*results[2], 2u);
 }
 
-TEST_F(PublisherTest, StreamBreakFailsPendingWithUnavailableThenReopens) {
+TEST_F(PublisherTest, StreamBreakResendsPendingWithTheirGuids) {
   auto connection = Connect();
   server_.service().set_hold_acks(true);
   AckLog log;
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(connection->PublishAsync("orders", "x", log.Handler()).ok());
+    ASSERT_TRUE(
+        connection->PublishAsync("orders", std::to_string(i), log.Handler())
+            .ok());
   }
   ASSERT_TRUE(Eventually(
       [&] { return server_.service().stream_published().size() == 3; }));
+  // The stream ends but the connection is fine (pings pass): a new stream
+  // carries the same messages again, in order.
   server_.service().CancelPublishStreams();
-  ASSERT_TRUE(Eventually([&] { return log.size() == 3; }));
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().stream_published().size() == 6; }));
+  EXPECT_EQ(log.size(), 0u);
+  server_.service().set_hold_acks(false);
+  ASSERT_TRUE(connection->Flush(absl::Seconds(10)).ok());
+  const auto published = server_.service().stream_published();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(published[3 + i].guid(), published[i].guid());
+    EXPECT_EQ(published[3 + i].data(), std::to_string(i));
+  }
+  // The server stored each guid once: the handlers get those sequences.
+  ASSERT_EQ(log.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(log.results()[i].ok()) << log.results()[i].status();
+    EXPECT_EQ(*log.results()[i], static_cast<uint64_t>(i + 1));
+    EXPECT_EQ(log.guids()[i], published[i].guid());
+  }
+  EXPECT_EQ(connection->resent_publishes(), 3);
+  EXPECT_EQ(connection->reconnects(), 0);
+}
+
+TEST_F(PublisherTest, UnavailableAckIsRetriedWithTheSameGuid) {
+  auto connection = Connect();
+  server_.service().set_ack_error("orders", grpc::StatusCode::UNAVAILABLE,
+                                  "no leader for channel orders yet");
+  AckLog log;
+  ASSERT_TRUE(connection->PublishAsync("orders", "x", log.Handler()).ok());
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().stream_published().size() >= 3; }));
+  EXPECT_EQ(log.size(), 0u);
+  server_.service().ClearAckErrors();
+  ASSERT_TRUE(connection->Flush(absl::Seconds(10)).ok());
+  ASSERT_EQ(log.size(), 1u);
+  ASSERT_TRUE(log.results()[0].ok()) << log.results()[0].status();
+  EXPECT_EQ(*log.results()[0], 1u);
+  const auto published = server_.service().stream_published();
+  for (const PubMsg& msg : published) {
+    EXPECT_EQ(msg.guid(), published[0].guid());
+  }
+}
+
+TEST_F(PublisherTest, UnavailableAckUntilTheDeadlineExpires) {
+  auto connection = Connect(/*window=*/16, absl::Milliseconds(300));
+  server_.service().set_ack_error("orders", grpc::StatusCode::UNAVAILABLE,
+                                  "no leader for channel orders yet");
+  AckLog log;
+  ASSERT_TRUE(connection->PublishAsync("orders", "x", log.Handler()).ok());
+  ASSERT_TRUE(connection->Flush(absl::Seconds(10)).ok());
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_EQ(log.results()[0].status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST(PublisherReconnectTest, PendingPublishesMoveToTheNextServerInOrder) {
+  auto first = std::make_unique<FakeServer>();
+  FakeServer second;
+  ClientOptions options;
+  options.servers = {first->address(), second.address()};
+  options.client_id = "pub-test";
+  options.ping_interval = absl::Milliseconds(20);
+  options.ping_max_out = 2;
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  first->service().set_hold_acks(true);
+  AckLog log;
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE((*connection)
+                    ->PublishAsync("orders", std::to_string(i), log.Handler())
+                    .ok());
+  }
+  ASSERT_TRUE(Eventually(
+      [&] { return first->service().stream_published().size() == 5; }));
+  const auto sent_first = first->service().stream_published();
+  first.reset();  // The server dies with the acks.
+  // Published while the client reconnects: queued behind the others.
+  ASSERT_TRUE((*connection)->PublishAsync("orders", "5", log.Handler()).ok());
+  ASSERT_TRUE((*connection)->Flush(absl::Seconds(10)).ok());
+
+  const auto sent_second = second.service().stream_published();
+  ASSERT_EQ(sent_second.size(), 6u);
+  const std::string conn_id = second.service().connect_requests()[0].conn_id();
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(sent_second[i].data(), std::to_string(i));
+    EXPECT_EQ(sent_second[i].conn_id(), conn_id);
+    if (i < 5) {
+      EXPECT_EQ(sent_second[i].guid(), sent_first[i].guid());
+    }
+  }
+  ASSERT_EQ(log.size(), 6u);
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(log.results()[i].ok()) << log.results()[i].status();
+    EXPECT_EQ(*log.results()[i], static_cast<uint64_t>(i + 1));
+  }
+  EXPECT_EQ((*connection)->reconnects(), 1);
+}
+
+TEST(PublisherReconnectTest, LostConnectionFailsPendingWithUnavailable) {
+  FakeServer server;
+  ClientOptions options;
+  options.servers = {server.address()};
+  options.client_id = "pub-test";
+  options.ping_interval = absl::Milliseconds(10);
+  options.reconnect_wait = absl::ZeroDuration();
+  absl::Notification lost;
+  options.connection_lost_handler = [&](const absl::Status&) { lost.Notify(); };
+  auto connection = Connection::Connect(options);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().set_hold_acks(true);
+  AckLog log;
+  ASSERT_TRUE((*connection)->PublishAsync("orders", "x", log.Handler()).ok());
+  ASSERT_TRUE((*connection)->PublishAsync("orders", "y", log.Handler()).ok());
+  server.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  ASSERT_TRUE((*connection)->Flush(absl::Seconds(10)).ok());
+  ASSERT_EQ(log.size(), 2u);
   for (const auto& result : log.results()) {
     EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+    EXPECT_THAT(result.status().message(), HasSubstr("connection lost"));
   }
-  // The next publish opens a new stream.
-  server_.service().set_hold_acks(false);
-  ASSERT_TRUE(connection->PublishAsync("orders", "again", log.Handler()).ok());
-  ASSERT_TRUE(connection->Flush(absl::Seconds(10)).ok());
-  ASSERT_EQ(log.size(), 4u);
-  EXPECT_TRUE(log.results()[3].ok()) << log.results()[3].status();
 }
 
 TEST_F(PublisherTest, HandlerMayPublishAgain) {

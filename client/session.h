@@ -1,15 +1,20 @@
-// What one established connection shares with its publisher and its
-// subscriptions: the options, the gRPC channel and stub to the server that
-// accepted the Connect, the client and connection ids, and the server's
-// ConnectResponse. Created once by Connection::Connect and never changed
-// afterwards, so any thread may read it without locking; holders keep it
-// alive with a shared_ptr (a Subscription can outlive its Connection).
+// Session: one accepted Connect — the options, the gRPC channel and stub to
+// the server that accepted it, the client and connection ids, the server's
+// ConnectResponse and the ping cadence derived from it. A Connection has one
+// Session at a time and gets a new one each time it reconnects (same client
+// id, new conn_id, possibly another server); SessionTracker
+// (session_tracker.h) says which one is current. A Session never changes
+// once made, so any thread may read it without locking; holders keep it
+// alive with a shared_ptr (a stream may outlive the session it started on).
 #ifndef SPATE_CLIENT_SESSION_H_
 #define SPATE_CLIENT_SESSION_H_
 
+#include <cstddef>
 #include <memory>
 #include <string>
 
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "client/options.h"
 #include "grpcpp/channel.h"
 #include "proto/streaming.grpc.pb.h"
@@ -18,17 +23,38 @@
 namespace spate::client {
 
 struct Session {
+  // Used when neither the options nor the server name a ping interval or
+  // ping_max_out.
+  static constexpr absl::Duration kDefaultPingInterval = absl::Seconds(5);
+  static constexpr int kDefaultPingMaxOut = 3;
+  // Bytes of a conn_id.
+  static constexpr int kConnIdBytes = 16;
+
   ClientOptions options;
-  // The "host:port" that accepted the Connect.
+  // The "host:port" that accepted the Connect, and its index in
+  // options.servers (reconnection tries the next ones first).
   std::string server;
+  size_t server_index = 0;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<Streaming::Stub> stub;
   // 16 random bytes naming this connection in every request.
   std::string conn_id;
   ConnectResponse info;
+  // options.ping_interval / ping_max_out, else the server's values.
+  absl::Duration ping_interval;
+  int ping_max_out = kDefaultPingMaxOut;
 
   const std::string& client_id() const { return options.client_id; }
 };
+
+// Sends one ConnectRequest{options.client_id, conn_id} to
+// options.servers[server_index] with deadline `timeout` over a new gRPC
+// channel of its own (a fresh channel does not inherit the reconnect
+// backoff of one whose server died). The server's refusal comes back with
+// its code, the message prefixed with the address.
+absl::StatusOr<std::shared_ptr<const Session>> OpenSession(
+    const ClientOptions& options, size_t server_index,
+    const std::string& conn_id, absl::Duration timeout);
 
 }  // namespace spate::client
 

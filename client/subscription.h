@@ -1,8 +1,12 @@
 // Subscription: the handle Connection::Subscribe returns for one
 // subscription. Its messages reach the MessageHandler on the
 // subscription's own dispatch thread (see subscription_stream.h for the
-// threads). All methods are thread-safe; Unsubscribe and Close are
-// idempotent and may be called from the handler itself.
+// threads). The handle stays valid across reconnections: when the stream
+// breaks the subscription is re-established behind it (durables resume at
+// their first unacked message, plain ones after the last message handed
+// out), with the same handler on the same thread. All methods are
+// thread-safe; Unsubscribe and Close are idempotent and may be called from
+// the handler itself.
 #ifndef SPATE_CLIENT_SUBSCRIPTION_H_
 #define SPATE_CLIENT_SUBSCRIPTION_H_
 
@@ -44,10 +48,14 @@ class Subscription {
   absl::Status Ack(uint64_t sequence) { return stream_->Ack(sequence); }
 
   const std::string& subject() const { return stream_->subject(); }
-  // The server's subscription id.
-  const std::string& id() const { return stream_->id(); }
-  // The first sequence the server will deliver (resolved start position).
+  // The server's subscription id (it changes when the subscription is
+  // re-established).
+  std::string id() const { return stream_->id(); }
+  // The first sequence the server was to deliver when the subscription was
+  // created (resolved start position).
   uint64_t start_sequence() const { return stream_->start_sequence(); }
+  // How often the subscription was re-established after its stream broke.
+  int64_t resubscribes() const { return stream_->resubscribes(); }
 
  private:
   std::shared_ptr<SubscriptionStream> stream_;

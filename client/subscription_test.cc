@@ -1,6 +1,7 @@
 // Subscriptions against the fake server: the request, errors on the first
 // frame, delivery order, auto and manual ack frames, close vs unsubscribe,
-// loss and shutdown.
+// resubscribing (same connection and after a reconnection), loss and
+// shutdown.
 #include "client/subscription.h"
 
 #include <atomic>
@@ -389,6 +390,227 @@ TEST_F(SubscriptionTest, LostStreamRunsTheLostHandlerOnce) {
   // Closing still tells the server (a durable would be detached) and joins.
   EXPECT_TRUE((*sub)->Close().ok());
   EXPECT_EQ(calls.load(), 1);
+}
+
+TEST_F(SubscriptionTest, UnavailableEndResubscribesAfterTheLastHandedOut) {
+  Inbox inbox;
+  std::atomic<int> lost_calls{0};
+  SubscribeOptions options;
+  options.lost_handler = [&](const absl::Status&) { ++lost_calls; };
+  auto sub = connection_->Subscribe("orders", options, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 3));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 3; }));
+  // The channel's leader moved: the node ends the stream, the connection
+  // itself is fine.
+  server_.service().EndSubscribeStreams(grpc::Status(
+      grpc::StatusCode::UNAVAILABLE, "channel leadership moved; retry"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_stream_count() == 2; }));
+  const auto requests = server_.service().subscribe_requests();
+  EXPECT_EQ(requests[1].start_position(), ::spate::SEQUENCE_START);
+  EXPECT_EQ(requests[1].start_sequence(), 4u);
+  EXPECT_EQ(requests[1].conn_id(), requests[0].conn_id());
+  EXPECT_EQ(requests[1].subject(), "orders");
+  server_.service().Deliver(1, Msgs(4, 5));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 5; }));
+  EXPECT_THAT(inbox.sequences(), ElementsAre(1, 2, 3, 4, 5));
+  // Same handler thread, same handle; no reconnection, no loss.
+  EXPECT_EQ(inbox.threads().size(), 1u);
+  EXPECT_EQ((*sub)->resubscribes(), 1);
+  EXPECT_EQ((*sub)->id(), "sub-1");
+  EXPECT_EQ(connection_->reconnects(), 0);
+  EXPECT_EQ(lost_calls.load(), 0);
+  // Acks go to the new stream.
+  ASSERT_TRUE(Eventually(
+      [&] { return Flatten(server_.service().ack_frames(1)).size() == 2; }));
+  EXPECT_TRUE((*sub)->Close().ok());
+  EXPECT_TRUE(server_.service().subscribe_stream_half_closed(1));
+}
+
+TEST_F(SubscriptionTest, DurableResubscribesWithItsOriginalRequest) {
+  SubscribeOptions options;
+  options.durable_name = "dur";
+  options.max_in_flight = 7;
+  options.ack_wait = absl::Seconds(3);
+  options.start = StartPosition::First();
+  Inbox inbox;
+  auto sub = connection_->Subscribe("orders", options, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().Deliver(0, Msgs(1, 2));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 2; }));
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "node stopping"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_stream_count() == 2; }));
+  const auto requests = server_.service().subscribe_requests();
+  // The server resumes a durable at its first unacked message.
+  EXPECT_EQ(requests[1].SerializeAsString(), requests[0].SerializeAsString());
+  EXPECT_EQ(requests[1].start_position(), ::spate::FIRST);
+}
+
+TEST_F(SubscriptionTest, EndThatResubscribingCannotFixIsALoss) {
+  absl::Notification lost;
+  absl::Status reason;
+  SubscribeOptions options;
+  options.lost_handler = [&](const absl::Status& status) {
+    reason = status;
+    lost.Notify();
+  };
+  auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "slow consumer"));
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(reason.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(reason.message(), "slow consumer");
+  EXPECT_EQ(server_.service().subscribe_stream_count(), 1);
+  EXPECT_TRUE((*sub)->Close().ok());
+}
+
+TEST_F(SubscriptionTest, PermanentlyRefusedResubscribeIsALoss) {
+  absl::Notification lost;
+  absl::Status reason;
+  SubscribeOptions options;
+  options.lost_handler = [&](const absl::Status& status) {
+    reason = status;
+    lost.Notify();
+  };
+  auto sub = connection_->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().set_subscribe_status(grpc::Status(
+      grpc::StatusCode::INVALID_ARGUMENT, "max_in_flight above the limit"));
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "leader moved"));
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_EQ(reason.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(server_.service().subscribe_stream_count(), 2);
+}
+
+TEST_F(SubscriptionTest, RetryableRefusalsAreRetriedForReconnectWait) {
+  ClientOptions client;
+  client.servers = {server_.address()};
+  client.client_id = "patient";
+  client.reconnect_wait = absl::Milliseconds(400);
+  auto connection = Connection::Connect(client);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  absl::Notification lost;
+  absl::Status reason;
+  SubscribeOptions options;
+  options.durable_name = "dur";
+  options.lost_handler = [&](const absl::Status& status) {
+    reason = status;
+    lost.Notify();
+  };
+  auto sub = (*connection)->Subscribe("orders", options, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  // The old member is not closed yet on the server: "already active".
+  server_.service().set_subscribe_status(
+      grpc::Status(grpc::StatusCode::ALREADY_EXISTS,
+                   "durable subscription 'dur' is already active"));
+  const absl::Time ended = absl::Now();
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "leader moved"));
+  ASSERT_TRUE(lost.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  EXPECT_GE(absl::Now() - ended, absl::Milliseconds(400));
+  EXPECT_EQ(reason.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_THAT(reason.message(), HasSubstr("resubscribing to orders failed"));
+  // Retried with a backoff, not in a tight loop.
+  const int attempts = server_.service().subscribe_stream_count() - 1;
+  EXPECT_GE(attempts, 3);
+  EXPECT_LE(attempts, 12);
+}
+
+TEST_F(SubscriptionTest, RefusedResubscribeSucceedsOnceTheServerAgrees) {
+  Inbox inbox;
+  SubscribeOptions options;
+  options.durable_name = "dur";
+  auto sub = connection_->Subscribe("orders", options, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().set_subscribe_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "no leader yet"));
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "leader moved"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_stream_count() >= 3; }));
+  server_.service().set_subscribe_status(grpc::Status::OK);
+  ASSERT_TRUE(Eventually([&] { return (*sub)->resubscribes() == 1; }));
+  const int last = server_.service().subscribe_stream_count() - 1;
+  server_.service().Deliver(last, Msgs(1, 1));
+  ASSERT_TRUE(Eventually([&] { return inbox.size() == 1; }));
+}
+
+TEST_F(SubscriptionTest, CloseWhileResubscribingReturnsPromptly) {
+  auto sub = connection_->Subscribe("orders", {}, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  server_.service().set_subscribe_status(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "no leader yet"));
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "leader moved"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_stream_count() >= 2; }));
+  const absl::Time start = absl::Now();
+  EXPECT_TRUE((*sub)->Close().ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  // ping thread only.
+  EXPECT_TRUE(Eventually([] { return CountClientThreads() == 1; }));
+}
+
+TEST(SubscriptionReconnectTest, SubscriptionsMoveToTheNextServer) {
+  auto first = std::make_unique<FakeServer>();
+  FakeServer second;
+  ClientOptions client;
+  client.servers = {first->address(), second.address()};
+  client.client_id = "sub-test";
+  client.ping_interval = absl::Milliseconds(20);
+  client.ping_max_out = 2;
+  auto connection = Connection::Connect(client);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  Inbox plain;
+  Inbox durable;
+  Inbox queue;
+  SubscribeOptions durable_options;
+  durable_options.durable_name = "dur";
+  SubscribeOptions queue_options;
+  queue_options.q_group = "workers";
+  auto plain_sub = (*connection)->Subscribe("orders", {}, plain.Handler());
+  auto durable_sub =
+      (*connection)->Subscribe("orders", durable_options, durable.Handler());
+  auto queue_sub =
+      (*connection)->Subscribe("orders", queue_options, queue.Handler());
+  ASSERT_TRUE(plain_sub.ok() && durable_sub.ok() && queue_sub.ok());
+  first->service().Deliver(0, Msgs(1, 5));
+  first->service().Deliver(1, Msgs(1, 5));
+  first->service().Deliver(2, Msgs(1, 2));
+  ASSERT_TRUE(Eventually([&] {
+    return plain.size() == 5 && durable.size() == 5 && queue.size() == 2;
+  }));
+  first.reset();  // The server dies.
+
+  ASSERT_TRUE(Eventually(
+      [&] { return second.service().subscribe_stream_count() == 3; }));
+  const auto requests = second.service().subscribe_requests();
+  const std::string conn_id = second.service().connect_requests()[0].conn_id();
+  for (const SubscriptionRequest& request : requests) {
+    EXPECT_EQ(request.conn_id(), conn_id);
+    EXPECT_EQ(request.client_id(), "sub-test");
+    int index = &request - requests.data();
+    if (request.durable_name() == "dur") {
+      EXPECT_EQ(request.start_position(), ::spate::NEW_ONLY);
+    } else if (request.q_group() == "workers") {
+      EXPECT_EQ(request.start_position(), ::spate::SEQUENCE_START);
+      EXPECT_EQ(request.start_sequence(), 3u);
+    } else {
+      EXPECT_EQ(request.start_position(), ::spate::SEQUENCE_START);
+      EXPECT_EQ(request.start_sequence(), 6u);
+      second.service().Deliver(index, Msgs(6, 7));
+    }
+  }
+  ASSERT_TRUE(Eventually([&] { return plain.size() == 7; }));
+  EXPECT_THAT(plain.sequences(), ElementsAre(1, 2, 3, 4, 5, 6, 7));
+  EXPECT_EQ(plain.threads().size(), 1u);
+  EXPECT_EQ((*connection)->reconnects(), 1);
+  EXPECT_EQ((*plain_sub)->resubscribes(), 1);
 }
 
 TEST_F(SubscriptionTest, ServerEndingTheStreamAfterUnsubscribeIsNoLoss) {

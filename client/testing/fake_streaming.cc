@@ -14,9 +14,131 @@
 
 namespace spate::client::testing {
 
+// One Subscribe call. Its state lives in the FakeStreaming's
+// SubscribeStream entry (so that tests can inspect it after the call);
+// every reaction runs under the fake's mutex.
+class SubscribeReactor
+    : public grpc::ServerBidiReactor<SubscribeFrame, Delivery> {
+ public:
+  SubscribeReactor(FakeStreaming* fake, grpc::CallbackServerContext* context)
+      : fake_(fake), context_(context) {
+    StartRead(&frame_);
+  }
+
+  grpc::CallbackServerContext* context() { return context_; }
+  Delivery* write_buffer() { return &writing_; }
+
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&fake_->mu_);
+    if (sub_ == nullptr) {
+      FirstFrame(ok);
+      return;
+    }
+    if (ok) {
+      if (frame_.has_acks()) {
+        std::vector<uint64_t> sequences;
+        for (const Ack& ack : frame_.acks().acks()) {
+          sequences.push_back(ack.sequence());
+        }
+        sub_->ack_frames.push_back(std::move(sequences));
+      }
+      StartRead(&frame_);
+      return;
+    }
+    if (sub_->finished) return;  // We ended it; the read just stopped.
+    sub_->half_closed = !context_->IsCancelled();
+    if (fake_->ignore_half_close_ && sub_->half_closed) {
+      sub_->awaiting_release = true;
+      return;
+    }
+    fake_->FinishLocked(sub_, grpc::Status::OK);
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&fake_->mu_);
+    sub_->writing = false;
+    if (sub_->finish_pending) {
+      sub_->finish_pending = false;
+      Finish(sub_->finish_status);
+      return;
+    }
+    if (!ok) {
+      fake_->FinishLocked(
+          sub_, grpc::Status(grpc::StatusCode::CANCELLED, "write failed"));
+      return;
+    }
+    fake_->StartNextWriteLocked(sub_);
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&fake_->mu_);
+    const grpc::Status cancelled(grpc::StatusCode::CANCELLED, "cancelled");
+    if (sub_ != nullptr) {
+      fake_->FinishLocked(sub_, cancelled);
+    } else if (!early_finished_) {
+      early_finished_ = true;
+      Finish(cancelled);
+    }
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&fake_->mu_);
+      if (sub_ != nullptr) sub_->reactor = nullptr;
+      if (counted_) --fake_->open_streams_;
+    }
+    delete this;
+  }
+
+ private:
+  void FirstFrame(bool ok) ABSL_EXCLUSIVE_LOCKS_REQUIRED(fake_->mu_) {
+    if (!ok || !frame_.has_request()) {
+      early_finished_ = true;
+      Finish(ok ? grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                               "the first frame must be a SubscriptionRequest")
+                : grpc::Status(grpc::StatusCode::CANCELLED, "no request"));
+      return;
+    }
+    const int index = static_cast<int>(fake_->subscribe_streams_.size());
+    fake_->subscribe_requests_.push_back(frame_.request());
+    fake_->subscribe_streams_.push_back(
+        std::make_unique<FakeStreaming::SubscribeStream>());
+    sub_ = fake_->subscribe_streams_.back().get();
+    sub_->reactor = this;
+    if (!fake_->subscribe_status_.ok()) {
+      fake_->FinishLocked(sub_, fake_->subscribe_status_);
+      return;
+    }
+    counted_ = true;
+    ++fake_->open_streams_;
+    Delivery response;
+    response.mutable_response()->set_subscription_id(
+        absl::StrCat("sub-", index));
+    response.mutable_response()->set_start_sequence(1);
+    sub_->outgoing.push_front(std::move(response));
+    fake_->StartNextWriteLocked(sub_);
+    StartRead(&frame_);
+  }
+
+  FakeStreaming* const fake_;
+  grpc::CallbackServerContext* const context_;
+  SubscribeFrame frame_;
+  Delivery writing_;
+  // Guarded by the fake's mutex.
+  FakeStreaming::SubscribeStream* sub_ = nullptr;
+  bool early_finished_ = false;
+  bool counted_ = false;
+};
+
 void FakeStreaming::set_connect_status(grpc::Status status) {
   absl::MutexLock lock(&mu_);
   connect_status_ = std::move(status);
+}
+
+void FakeStreaming::FailNextConnects(int count, grpc::Status status) {
+  absl::MutexLock lock(&mu_);
+  connect_failures_ = count;
+  connect_failure_status_ = std::move(status);
 }
 
 void FakeStreaming::set_connect_response(ConnectResponse response) {
@@ -39,6 +161,11 @@ void FakeStreaming::set_ack_error(std::string subject, grpc::StatusCode code,
                                   std::string message) {
   absl::MutexLock lock(&mu_);
   ack_errors_[std::move(subject)] = AckError{code, std::move(message)};
+}
+
+void FakeStreaming::ClearAckErrors() {
+  absl::MutexLock lock(&mu_);
+  ack_errors_.clear();
 }
 
 void FakeStreaming::set_hold_acks(bool hold) {
@@ -64,6 +191,13 @@ void FakeStreaming::set_cancel_stream_on_unsubscribe(bool cancel) {
 void FakeStreaming::set_ignore_half_close(bool ignore) {
   absl::MutexLock lock(&mu_);
   ignore_half_close_ = ignore;
+  if (ignore) return;
+  for (const auto& sub : subscribe_streams_) {
+    if (sub->awaiting_release) {
+      sub->awaiting_release = false;
+      FinishLocked(sub.get(), grpc::Status::OK);
+    }
+  }
 }
 
 void FakeStreaming::Deliver(int stream_index, std::vector<MsgProto> msgs) {
@@ -71,7 +205,31 @@ void FakeStreaming::Deliver(int stream_index, std::vector<MsgProto> msgs) {
   CHECK_LT(stream_index, static_cast<int>(subscribe_streams_.size()));
   Delivery delivery;
   for (MsgProto& msg : msgs) *delivery.add_msgs() = std::move(msg);
-  subscribe_streams_[stream_index]->outgoing.push_back(std::move(delivery));
+  SubscribeStream* sub = subscribe_streams_[stream_index].get();
+  sub->outgoing.push_back(std::move(delivery));
+  StartNextWriteLocked(sub);
+}
+
+void FakeStreaming::StartNextWriteLocked(SubscribeStream* sub) {
+  if (sub->reactor == nullptr || sub->writing || sub->finished ||
+      sub->outgoing.empty()) {
+    return;
+  }
+  *sub->reactor->write_buffer() = std::move(sub->outgoing.front());
+  sub->outgoing.pop_front();
+  sub->writing = true;
+  sub->reactor->StartWrite(sub->reactor->write_buffer());
+}
+
+void FakeStreaming::FinishLocked(SubscribeStream* sub, grpc::Status status) {
+  if (sub->reactor == nullptr || sub->finished) return;
+  sub->finished = true;
+  if (sub->writing) {
+    sub->finish_pending = true;
+    sub->finish_status = std::move(status);
+    return;
+  }
+  sub->reactor->Finish(std::move(status));
 }
 
 void FakeStreaming::CancelPublishStreams() {
@@ -81,9 +239,16 @@ void FakeStreaming::CancelPublishStreams() {
 
 void FakeStreaming::CancelSubscribeStreams() {
   absl::MutexLock lock(&mu_);
-  for (const auto& stream : subscribe_streams_) {
-    if (stream->context != nullptr) stream->context->TryCancel();
+  for (const auto& sub : subscribe_streams_) {
+    if (sub->reactor != nullptr && !sub->finished) {
+      sub->reactor->context()->TryCancel();
+    }
   }
+}
+
+void FakeStreaming::EndSubscribeStreams(grpc::Status status) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& sub : subscribe_streams_) FinishLocked(sub.get(), status);
 }
 
 std::vector<ConnectRequest> FakeStreaming::connect_requests() const {
@@ -121,6 +286,11 @@ std::vector<SubscriptionRequest> FakeStreaming::subscribe_requests() const {
   return subscribe_requests_;
 }
 
+int FakeStreaming::subscribe_stream_count() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(subscribe_streams_.size());
+}
+
 std::vector<std::vector<uint64_t>> FakeStreaming::ack_frames(
     int stream_index) const {
   absl::MutexLock lock(&mu_);
@@ -154,6 +324,10 @@ grpc::Status FakeStreaming::Connect(grpc::ServerContext* context,
                                     ConnectResponse* response) {
   absl::MutexLock lock(&mu_);
   connect_requests_.push_back(*request);
+  if (connect_failures_ > 0) {
+    --connect_failures_;
+    return connect_failure_status_;
+  }
   if (!connect_status_.ok()) return connect_status_;
   if (connect_response_set_) {
     *response = connect_response_;
@@ -181,8 +355,16 @@ grpc::Status FakeStreaming::Publish(grpc::ServerContext* context,
   sync_published_.push_back(*request);
   if (!publish_status_.ok()) return publish_status_;
   response->set_guid(request->guid());
-  response->set_sequence(++last_sequence_[request->subject()]);
+  response->set_sequence(SequenceFor(*request));
   return grpc::Status::OK;
+}
+
+uint64_t FakeStreaming::SequenceFor(const PubMsg& msg) {
+  auto [it, inserted] = sequence_by_guid_.emplace(msg.guid(), 0);
+  if (inserted || msg.guid().empty()) {
+    it->second = ++last_sequence_[msg.subject()];
+  }
+  return it->second;
 }
 
 PubAck FakeStreaming::AckFor(const PubMsg& msg) {
@@ -193,7 +375,7 @@ PubAck FakeStreaming::AckFor(const PubMsg& msg) {
     ack.set_error(error->second.message);
     ack.set_error_code(static_cast<int32_t>(error->second.code));
   } else {
-    ack.set_sequence(++last_sequence_[msg.subject()]);
+    ack.set_sequence(SequenceFor(msg));
   }
   return ack;
 }
@@ -258,77 +440,9 @@ grpc::Status FakeStreaming::PublishStream(
   return grpc::Status::OK;
 }
 
-grpc::Status FakeStreaming::Subscribe(
-    grpc::ServerContext* context,
-    grpc::ServerReaderWriter<Delivery, SubscribeFrame>* stream) {
-  SubscribeFrame first;
-  if (!stream->Read(&first)) {
-    return grpc::Status(grpc::StatusCode::CANCELLED, "no request");
-  }
-  if (!first.has_request()) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        "the first frame must be a SubscriptionRequest");
-  }
-  SubscribeStream* sub;
-  int index;
-  {
-    absl::MutexLock lock(&mu_);
-    subscribe_requests_.push_back(first.request());
-    index = static_cast<int>(subscribe_streams_.size());
-    subscribe_streams_.push_back(std::make_unique<SubscribeStream>());
-    sub = subscribe_streams_.back().get();
-    if (!subscribe_status_.ok()) {
-      sub->client_done = true;
-      return subscribe_status_;
-    }
-    sub->context = context;
-    ++open_streams_;
-  }
-  Delivery response;
-  response.mutable_response()->set_subscription_id(absl::StrCat("sub-", index));
-  response.mutable_response()->set_start_sequence(1);
-  stream->Write(response);
-  std::thread writer([&] {
-    while (true) {
-      Delivery delivery;
-      {
-        absl::MutexLock lock(&mu_);
-        auto ready = [&]() {
-          return !sub->outgoing.empty() || sub->client_done;
-        };
-        mu_.Await(absl::Condition(&ready));
-        if (sub->outgoing.empty()) break;
-        delivery = std::move(sub->outgoing.front());
-        sub->outgoing.pop_front();
-      }
-      if (!stream->Write(delivery)) break;
-    }
-  });
-  SubscribeFrame frame;
-  while (stream->Read(&frame)) {
-    if (!frame.has_acks()) continue;
-    std::vector<uint64_t> sequences;
-    for (const Ack& ack : frame.acks().acks()) {
-      sequences.push_back(ack.sequence());
-    }
-    absl::MutexLock lock(&mu_);
-    sub->ack_frames.push_back(std::move(sequences));
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    sub->half_closed = !context->IsCancelled();
-    auto release = [this]() { return !ignore_half_close_; };
-    while (!mu_.AwaitWithTimeout(absl::Condition(&release),
-                                 absl::Milliseconds(5)) &&
-           !context->IsCancelled()) {
-    }
-    sub->client_done = true;
-    sub->context = nullptr;
-  }
-  writer.join();
-  absl::MutexLock lock(&mu_);
-  --open_streams_;
-  return grpc::Status::OK;
+grpc::ServerBidiReactor<SubscribeFrame, Delivery>* FakeStreaming::Subscribe(
+    grpc::CallbackServerContext* context) {
+  return new SubscribeReactor(this, context);
 }
 
 grpc::Status FakeStreaming::Unsubscribe(grpc::ServerContext* context,
@@ -339,9 +453,10 @@ grpc::Status FakeStreaming::Unsubscribe(grpc::ServerContext* context,
   if (cancel_stream_on_unsubscribe_) {
     // Subscription ids are "sub-<index>" (see Subscribe).
     for (size_t i = 0; i < subscribe_streams_.size(); ++i) {
+      SubscribeStream* sub = subscribe_streams_[i].get();
       if (request->subscription_id() == absl::StrCat("sub-", i) &&
-          subscribe_streams_[i]->context != nullptr) {
-        subscribe_streams_[i]->context->TryCancel();
+          sub->reactor != nullptr && !sub->finished) {
+        sub->reactor->context()->TryCancel();
       }
     }
   }

@@ -1,9 +1,10 @@
 // FakeStreaming: a scripted, in-process stand-in for the Spate server's
-// Streaming service, for the client library's and the CLI's unit tests
-// until the real server exists. It is a test double, not a second server:
-// it stores nothing, assigns sequences per subject, and does what the test
-// scripts (errors to return, acks to hold, deliveries to push, streams to
-// cancel) while recording every request and frame it receives.
+// Streaming service, for the client library's and the CLI's unit tests.
+// It is a test double, not a second server: it stores nothing, assigns
+// sequences per subject (the same one again for a repeated guid), and does
+// what the test scripts (errors to return, acks to hold, deliveries to
+// push, streams to cancel or end) while recording every request and frame
+// it receives.
 // FakeServer runs it on 127.0.0.1 with a kernel-chosen port.
 // Threading: gRPC calls the service on its own threads; every scripting
 // and observation method is thread-safe (one mutex guards all state).
@@ -26,10 +27,19 @@
 
 namespace spate::client::testing {
 
-class FakeStreaming final : public Streaming::Service {
+class SubscribeReactor;
+
+// Subscribe is served with gRPC's callback API so that the fake can end a
+// stream with any status (a synchronous handler blocked in Read cannot);
+// the other methods are synchronous.
+class FakeStreaming final
+    : public Streaming::WithCallbackMethod_Subscribe<Streaming::Service> {
  public:
   // --- Scripting. ---
   void set_connect_status(grpc::Status status);
+  // The next `count` Connects fail with `status`, then set_connect_status
+  // applies again.
+  void FailNextConnects(int count, grpc::Status status);
   // Default: ping every 60 s (so tests only see pings they ask for).
   void set_connect_response(ConnectResponse response);
   void set_ping_status(grpc::Status status);
@@ -38,6 +48,7 @@ class FakeStreaming final : public Streaming::Service {
   // carrying this error instead of a sequence.
   void set_ack_error(std::string subject, grpc::StatusCode code,
                      std::string message);
+  void ClearAckErrors();
   // While held, PublishStream acks accumulate; releasing sends them.
   void set_hold_acks(bool hold);
   // While paused, PublishStream handlers do not read (the client's writes
@@ -54,10 +65,13 @@ class FakeStreaming final : public Streaming::Service {
   // Sends one Delivery of `msgs` on the index-th Subscribe stream (in order
   // of arrival, from 0).
   void Deliver(int stream_index, std::vector<MsgProto> msgs);
-  // Server-side cancellation of every open stream of that kind (what the
-  // client sees when the server dies).
+  // Server-side cancellation of every open stream of that kind (the client
+  // sees CANCELLED).
   void CancelPublishStreams();
   void CancelSubscribeStreams();
+  // Ends every open Subscribe stream with `status` (e.g. UNAVAILABLE, as a
+  // node does when a channel's leader moves).
+  void EndSubscribeStreams(grpc::Status status);
 
   // --- Observation (copies). ---
   std::vector<ConnectRequest> connect_requests() const;
@@ -69,6 +83,7 @@ class FakeStreaming final : public Streaming::Service {
   // Most PublishStream messages received but not yet acked at any moment.
   int max_unacked() const;
   std::vector<SubscriptionRequest> subscribe_requests() const;
+  int subscribe_stream_count() const;
   // Acked sequences per AckBatch frame of the index-th Subscribe stream.
   std::vector<std::vector<uint64_t>> ack_frames(int stream_index) const;
   // The index-th Subscribe stream was half-closed by the client (not
@@ -89,9 +104,8 @@ class FakeStreaming final : public Streaming::Service {
   grpc::Status PublishStream(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<PubAckBatch, PubBatch>* stream) override;
-  grpc::Status Subscribe(
-      grpc::ServerContext* context,
-      grpc::ServerReaderWriter<Delivery, SubscribeFrame>* stream) override;
+  grpc::ServerBidiReactor<SubscribeFrame, Delivery>* Subscribe(
+      grpc::CallbackServerContext* context) override;
   grpc::Status Unsubscribe(grpc::ServerContext* context,
                            const UnsubscribeRequest* request,
                            UnsubscribeResponse* response) override;
@@ -103,18 +117,38 @@ class FakeStreaming final : public Streaming::Service {
     grpc::StatusCode code;
     std::string message;
   };
+  friend class SubscribeReactor;
+
   struct SubscribeStream {
-    grpc::ServerContext* context = nullptr;
+    // Null once the call is done.
+    SubscribeReactor* reactor = nullptr;
     std::deque<Delivery> outgoing;
     std::vector<std::vector<uint64_t>> ack_frames;
-    bool client_done = false;
+    bool writing = false;
+    bool finished = false;
+    // Finish deferred until the outstanding write completes.
+    bool finish_pending = false;
+    grpc::Status finish_status;
+    // The client half-closed while ignore_half_close_ was set.
+    bool awaiting_release = false;
     bool half_closed = false;
   };
 
+  // Sequence of `msg`: a new one, or the first one of its guid (the real
+  // server deduplicates guids too).
+  uint64_t SequenceFor(const PubMsg& msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   PubAck AckFor(const PubMsg& msg) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reactor helpers; all run under mu_ (gRPC does not run reactions inline
+  // from application calls, so calling into the reactor here is safe).
+  void StartNextWriteLocked(SubscribeStream* sub)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FinishLocked(SubscribeStream* sub, grpc::Status status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   grpc::Status connect_status_ ABSL_GUARDED_BY(mu_);
+  int connect_failures_ ABSL_GUARDED_BY(mu_) = 0;
+  grpc::Status connect_failure_status_ ABSL_GUARDED_BY(mu_);
   ConnectResponse connect_response_ ABSL_GUARDED_BY(mu_);
   grpc::Status ping_status_ ABSL_GUARDED_BY(mu_);
   grpc::Status publish_status_ ABSL_GUARDED_BY(mu_);
@@ -127,6 +161,7 @@ class FakeStreaming final : public Streaming::Service {
   bool ignore_half_close_ ABSL_GUARDED_BY(mu_) = false;
 
   std::map<std::string, uint64_t> last_sequence_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, uint64_t> sequence_by_guid_ ABSL_GUARDED_BY(mu_);
   std::vector<ConnectRequest> connect_requests_ ABSL_GUARDED_BY(mu_);
   int ping_count_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<PubMsg> sync_published_ ABSL_GUARDED_BY(mu_);
