@@ -563,6 +563,13 @@ absl::StatusOr<bool> Replica::Restore(const Snapshot& snapshot) {
     log_.CommitTo(md.index());
     return false;
   }
+  if (applying_ > log_.applied()) {
+    // The host is still applying committed entries of the Ready in flight;
+    // their conf changes were proposed against the membership before the
+    // snapshot's. Switching now would apply them to the wrong one. Refuse:
+    // our reply carries our commit index and the leader sends again.
+    return false;
+  }
   // Raft §7: discard the log and take the snapshot's state and membership.
   log_.Restore(snapshot);
   tracker_.SetConfState(md.conf_state(), log_.LastIndex());

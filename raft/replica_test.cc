@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
+#include "raft/conf_change.h"
 #include "raft/describe.h"
 #include "raft/invariants.h"
 #include "raft/testing/memory_log.h"
@@ -431,6 +432,74 @@ TEST(ReplicaTest, LeaderQuiescesAndWakesOnTick) {
   host.replica->Tick();
   EXPECT_FALSE(host.replica->quiesced());
   EXPECT_EQ(host.replica->role(), Role::kLeader);
+}
+
+// Regression (found by tests/sim: seed 86, 5 nodes). The host may Step
+// messages between TakeReady and Advance. A snapshot arriving while the
+// host still applies committed entries of the Ready in flight must not
+// switch the membership under them: the conf changes among those entries
+// were proposed against the older membership, and applying one to the
+// snapshot's membership failed the stamped-membership CHECK (or, without
+// the stamp, computed a wrong membership). The replica refuses such a
+// snapshot; the leader sends it again.
+TEST(ReplicaTest, SnapshotWaitsForHandedOutEntriesToBeApplied) {
+  Host follower(2, Voters({1, 2, 3}));
+  ConfChange cc;
+  cc.set_type(ConfChange::REMOVE_VOTER);
+  cc.set_node_id(3);
+  *cc.mutable_conf_state() = Voters({1, 2});
+  Message append;
+  append.set_type(MSG_APPEND);
+  append.set_group(7);
+  append.set_from(1);
+  append.set_to(2);
+  append.set_term(1);
+  Entry* noop = append.add_entries();
+  noop->set_term(1);
+  noop->set_index(1);
+  Entry* change = append.add_entries();
+  change->set_term(1);
+  change->set_index(2);
+  change->set_type(ENTRY_CONF_CHANGE);
+  change->set_data(cc.SerializeAsString());
+  append.set_commit(2);
+  ASSERT_TRUE(follower.replica->Step(append).ok());
+  Ready ready = follower.replica->TakeReady();
+  ASSERT_EQ(ready.committed_entries.size(), 2u);
+
+  // Before the host applied them: a snapshot whose membership includes a
+  // later change (3 back as a learner).
+  Message snap;
+  snap.set_type(MSG_SNAPSHOT);
+  snap.set_group(7);
+  snap.set_from(1);
+  snap.set_to(2);
+  snap.set_term(1);
+  SnapshotMetadata* md = snap.mutable_snapshot()->mutable_metadata();
+  md->set_index(5);
+  md->set_term(1);
+  *md->mutable_conf_state() = Voters({1, 2});
+  md->mutable_conf_state()->add_learners(3);
+  ASSERT_TRUE(follower.replica->Step(snap).ok());
+  EXPECT_FALSE(follower.replica->log().HasPendingSnapshot());
+
+  // The host finishes the Ready: the change applies to the membership it
+  // was proposed against.
+  ASSERT_TRUE(follower.log.Persist(ready).ok());
+  ASSERT_TRUE(cc.ParseFromString(ready.committed_entries[1].data()));
+  absl::StatusOr<ConfState> cs = follower.replica->ApplyConfChange(cc);
+  ASSERT_TRUE(cs.ok()) << cs.status();
+  EXPECT_EQ(ConfStateString(*cs), "voters=(1,2)");
+  follower.replica->Advance(ready);
+  ASSERT_TRUE(CheckInvariants(*follower.replica).ok());
+
+  // The leader's next attempt is restored.
+  ASSERT_TRUE(follower.replica->Step(snap).ok());
+  EXPECT_TRUE(follower.replica->log().HasPendingSnapshot());
+  follower.ProcessAll();
+  EXPECT_EQ(ConfStateString(follower.replica->tracker().conf_state()),
+            "voters=(1,2) learners=(3)");
+  EXPECT_EQ(follower.replica->log().committed(), 5u);
 }
 
 }  // namespace
