@@ -624,6 +624,13 @@ void Node::ClusterStatus(
 
 // ---- Routing ----
 
+bool Node::PeerUp(raft::NodeId node) const {
+  // A leader whose node this transport cannot reach is probably gone: the
+  // client should retry (by then a new leader is known) rather than wait
+  // for a connection error.
+  return transport_ == nullptr || transport_->PeerReachable(node);
+}
+
 int64_t Node::Deadline() const {
   return clock_->NowNs() + host_options_.serving_wait_ns;
 }
@@ -635,7 +642,7 @@ void Node::RouteMeta(int hops, int64_t deadline_ns, RouteDone then) {
   }
   const raft::NodeId leader = meta_group_->leader_id();
   if (leader != raft::kNoNode && leader != self_) {
-    if (hops >= kForwardHopsMax || forwarder_ == nullptr) {
+    if (hops >= kForwardHopsMax || forwarder_ == nullptr || !PeerUp(leader)) {
       then(absl::UnavailableError(absl::StrCat(
           "node ", self_, " does not lead the metadata group (node ", leader,
           " does); retry")));
@@ -695,7 +702,8 @@ void Node::RouteChannel(const std::string& name, bool create, int hops,
     return;
   }
   auto forward = [&](raft::NodeId to) {
-    if (to == self_ || hops >= kForwardHopsMax || forwarder_ == nullptr) {
+    if (to == self_ || hops >= kForwardHopsMax || forwarder_ == nullptr ||
+        !PeerUp(to)) {
       then(absl::UnavailableError(
           absl::StrCat("node ", self_, " does not lead channel '", name,
                        "' (node ", to, " does); retry")));

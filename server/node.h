@@ -150,6 +150,7 @@ class Node {
   void CheckClientFresh(const std::string& client_id,
                         const std::string& conn_id, StatusDone then);
   int64_t Deadline() const;
+  bool PeerUp(raft::NodeId node) const;
 
   // ---- Request handling (loop thread) ----
   void DoConnect(const ConnectRequest& request, ConnectDone done);

@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
+#include "base/log.h"
 
 namespace spate::server {
 namespace {
@@ -67,6 +68,9 @@ void RaftGroup::Applied(raft::Index index, raft::Term term,
 }
 
 void RaftGroup::OnSoftState(const raft::SoftState& state) {
+  LOG(INFO) << "raft role changed group=" << id()
+            << " role=" << raft::RoleName(state.role)
+            << " leader=" << state.leader << " term=" << replica_->term();
   if (state.role == raft::Role::kLeader) {
     // The leader's no-op for its term is the last entry right now.
     term_start_index_ = replica_->log().LastIndex();

@@ -411,7 +411,8 @@ TEST_F(ClusterTest, LeaderKilledTwiceWhilePublishingAndSubscribing) {
   }
 }
 
-// Reads a channel from FIRST through `node` with a plain subscription:
+// Reads a channel from FIRST through `node` with a plain subscription,
+// resubscribing after retryable errors like a client would:
 // sequence -> data.
 std::map<uint64_t, std::string> ReadAll(TestCluster* cluster, int node,
                                         const std::string& channel,
@@ -419,16 +420,29 @@ std::map<uint64_t, std::string> ReadAll(TestCluster* cluster, int node,
   std::map<uint64_t, std::string> out;
   TestConnection conn(cluster->client_address(node), "reader");
   if (!Retry([&] { return conn.Connect(); }).ok()) return out;
-  SubscriptionRequest request = conn.SubRequest(channel);
-  request.set_start_position(FIRST);
-  request.set_max_in_flight(4096);
-  TestSubscriber sub(conn.stub(), request);
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (out.size() < expected && absl::Now() < deadline) {
-    std::optional<MsgProto> msg = sub.Next(absl::Milliseconds(200));
-    if (!msg) continue;
-    out[msg->sequence()] = msg->data();
-    sub.Ack(msg->sequence());
+    SubscriptionRequest request = conn.SubRequest(channel);
+    request.set_start_position(SEQUENCE_START);
+    request.set_start_sequence(out.empty() ? 1 : out.rbegin()->first + 1);
+    request.set_max_in_flight(4096);
+    TestSubscriber sub(conn.stub(), request);
+    absl::StatusOr<SubscriptionResponse> started = sub.WaitStarted();
+    if (!started.ok()) {
+      if (!absl::IsUnavailable(started.status())) {
+        std::cerr << "ReadAll through node " << node << ": " << started.status()
+                  << "\n";
+        return out;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+      continue;
+    }
+    while (out.size() < expected && absl::Now() < deadline && !sub.ended()) {
+      std::optional<MsgProto> msg = sub.Next(absl::Milliseconds(200));
+      if (!msg) continue;
+      out[msg->sequence()] = msg->data();
+      sub.Ack(msg->sequence());
+    }
   }
   return out;
 }
@@ -476,7 +490,9 @@ TEST_F(ClusterTest, WholeClusterRestartKeepsMessagesAndDurablePositions) {
 }
 
 TEST_F(ClusterTest, WipedFollowerCatchesUpThenLeaderKillLosesNothing) {
-  StartCluster(3, absl::StrCat(kNoExpiry, getenv("SPATE_DEBUG") ? " log_level: \"debug\"" : ""));
+  StartCluster(
+      3, absl::StrCat(kNoExpiry,
+                      getenv("SPATE_DEBUG") ? " log_level: \"debug\"" : ""));
   auto conn = Connected(1, "c1");
   for (int i = 1; i <= 300; ++i) {
     ASSERT_TRUE(Retry([&] {
@@ -503,6 +519,16 @@ TEST_F(ClusterTest, WipedFollowerCatchesUpThenLeaderKillLosesNothing) {
   cluster_->Kill(leader);
   std::map<uint64_t, std::string> all =
       ReadAll(cluster_.get(), follower, "wipe", 300);
+  if (all.size() != 300u) {
+    for (int id = 1; id <= 3; ++id) {
+      if (!cluster_->node(id).running()) continue;
+      absl::StatusOr<ClusterStatusResponse> status = Status(id);
+      std::cerr << "node " << id << ": "
+                << (status.ok() ? status->DebugString()
+                                : status.status().ToString())
+                << "\n";
+    }
+  }
   ASSERT_EQ(all.size(), 300u);
   EXPECT_EQ(all[300], "m300");
 }

@@ -217,6 +217,12 @@ absl::Status NodeHost::ApplyCommitted(const raft::Ready& ready) {
         return absl::DataLossError(
             absl::StrCat("unparsable conf change at ", e.index()));
       }
+      if (trace_->enabled()) {
+        trace_->Add(name(), absl::StrCat(
+                                "apply ", raft::DescribeEntry(e), " to ",
+                                raft::ConfStateString(
+                                    replica_->tracker().conf_state())));
+      }
       absl::StatusOr<raft::ConfState> cs = replica_->ApplyConfChange(cc);
       if (cs.ok()) {
         conf_state = *cs;

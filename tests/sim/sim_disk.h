@@ -48,7 +48,8 @@ class SimDisk {
 
   // Applies `write`; with `sync`, it and every earlier write are durable
   // when Apply returns. A write that fails (the host asked for something
-  // the log refuses, e.g. a gap) changes nothing and returns its error.
+  // the log refuses, e.g. a gap) returns its error and is never made
+  // durable; the visible state is then undefined (the simulator stops).
   absl::Status Apply(Write write, bool sync);
 
   // Power loss: keeps a prefix of the unsynced writes of random length and

@@ -40,7 +40,9 @@ bool RunOne(uint64_t seed, int nodes) {
   options.steps = absl::GetFlag(FLAGS_steps);
   options.liveness_ticks = absl::GetFlag(FLAGS_liveness_ticks);
   if (absl::GetFlag(FLAGS_verbose)) {
-    options.trace = [](absl::string_view line) { std::cout << line << "\n"; };
+    // Flushed line by line: a CHECK failure in the core must not lose the
+    // end of the trace.
+    options.trace = [](absl::string_view line) { std::cout << line << std::endl; };
   }
   const SimResult result = RunSimulation(options);
   if (!result.status.ok()) {
