@@ -22,7 +22,8 @@ uint64_t Fnv(uint64_t h, const void* data, size_t size) {
 
 uint64_t FnvU64(uint64_t h, uint64_t v) {
   unsigned char bytes[8];
-  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<unsigned char>(v >> (8 * i));
+  for (int i = 0; i < 8; ++i)
+    bytes[i] = static_cast<unsigned char>(v >> (8 * i));
   return Fnv(h, bytes, sizeof(bytes));
 }
 

@@ -66,15 +66,13 @@ void Checker::OnApply(const raft::Replica& replica, const raft::Entry& entry,
 void Checker::OnInstall(const raft::Replica& replica, const AppState& state) {
   NodeTrack& t = track(replica.id());
   if (state.applied <= t.applied) {
-    Fail(absl::StrCat(Who(replica), " installed a snapshot at ",
-                      state.applied, " not beyond its applied index ",
-                      t.applied));
+    Fail(absl::StrCat(Who(replica), " installed a snapshot at ", state.applied,
+                      " not beyond its applied index ", t.applied));
   }
   t.applied = state.applied;
   if (state.applied > committed_.size()) {
-    Fail(absl::StrCat(Who(replica), " installed a snapshot at ",
-                      state.applied, " beyond every commit seen (",
-                      committed_.size(), ")"));
+    Fail(absl::StrCat(Who(replica), " installed a snapshot at ", state.applied,
+                      " beyond every commit seen (", committed_.size(), ")"));
   }
   CheckDigest(replica, state);
 }
@@ -86,9 +84,9 @@ void Checker::CheckDigest(const raft::Replica& replica, const AppState& state) {
   if (known == 0) {
     known = state.digest;
   } else if (known != state.digest) {
-    Fail(absl::StrCat("state machines diverged: ", Who(replica),
-                      " has digest ", state.digest, " after index ", i,
-                      ", another node had ", known));
+    Fail(absl::StrCat("state machines diverged: ", Who(replica), " has digest ",
+                      state.digest, " after index ", i, ", another node had ",
+                      known));
   }
 }
 
@@ -104,9 +102,9 @@ void Checker::CheckEntries(const raft::Replica& replica,
   }
   const raft::Index commit = replica.log().committed();
   for (const raft::Entry& e : entries) {
-    auto [it, inserted] = entries_.try_emplace(
-        std::make_pair(e.index(), e.term()),
-        EntryFacts{e.type(), e.data(), prev_term});
+    auto [it, inserted] =
+        entries_.try_emplace(std::make_pair(e.index(), e.term()),
+                             EntryFacts{e.type(), e.data(), prev_term});
     EntryFacts& facts = it->second;
     if (!inserted) {
       if (facts.type != e.type() || facts.data != e.data()) {
@@ -180,8 +178,8 @@ void Checker::CheckCommitIndex(const raft::Replica& replica) {
     std::vector<raft::Entry> page;
     const absl::Status s = log.Slice(lo, commit + 1, 1 << 20, &page);
     if (!s.ok()) {
-      Fail(absl::StrCat(Who(replica), " cannot read its committed entries ",
-                        lo, "..", commit, ": ", s.ToString()));
+      Fail(absl::StrCat(Who(replica), " cannot read its committed entries ", lo,
+                        "..", commit, ": ", s.ToString()));
       return;
     }
     for (const raft::Entry& e : page) RecordCommitted(replica, e);

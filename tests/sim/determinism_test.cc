@@ -11,13 +11,13 @@
 namespace spate::sim {
 namespace {
 
-struct Run {
+struct TracedRun {
   SimResult result;
   std::vector<std::string> trace;
 };
 
-Run Simulate(uint64_t seed, int nodes) {
-  Run run;
+TracedRun Simulate(uint64_t seed, int nodes) {
+  TracedRun run;
   SimOptions options;
   options.seed = seed;
   options.nodes = nodes;
@@ -32,22 +32,22 @@ Run Simulate(uint64_t seed, int nodes) {
 TEST(DeterminismTest, SameSeedSameTrace) {
   for (int nodes : {3, 5}) {
     SCOPED_TRACE(nodes);
-    const Run first = Simulate(7, nodes);
-    const Run second = Simulate(7, nodes);
+    const TracedRun first = Simulate(7, nodes);
+    const TracedRun second = Simulate(7, nodes);
     ASSERT_TRUE(first.result.status.ok()) << first.result.status;
     ASSERT_GT(first.trace.size(), 1000u);
     ASSERT_EQ(first.trace.size(), second.trace.size());
     for (size_t i = 0; i < first.trace.size(); ++i) {
-      ASSERT_EQ(first.trace[i], second.trace[i]) << "first difference, line "
-                                                 << i;
+      ASSERT_EQ(first.trace[i], second.trace[i])
+          << "first difference, line " << i;
     }
     EXPECT_EQ(first.result.Summary(), second.result.Summary());
   }
 }
 
 TEST(DeterminismTest, DifferentSeedDifferentTrace) {
-  const Run a = Simulate(7, 3);
-  const Run b = Simulate(8, 3);
+  const TracedRun a = Simulate(7, 3);
+  const TracedRun b = Simulate(8, 3);
   EXPECT_NE(a.trace, b.trace);
   EXPECT_NE(a.result.config + a.result.Summary(),
             b.result.config + b.result.Summary());
@@ -61,7 +61,7 @@ TEST(DeterminismTest, TracingDoesNotChangeTheRun) {
   options.nodes = 5;
   options.steps = 5000;
   const SimResult quiet = RunSimulation(options);
-  const Run traced = Simulate(11, 5);
+  const TracedRun traced = Simulate(11, 5);
   EXPECT_EQ(quiet.Summary(), traced.result.Summary());
 }
 

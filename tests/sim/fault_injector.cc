@@ -79,8 +79,8 @@ void FaultInjector::PartitionSymmetric() {
   network_->Heal();
   network_->Partition(a, b);
   ++stats_.symmetric_partitions;
-  Note(absl::StrCat("symmetric partition, blocked: ",
-                    network_->BlockedLinks()));
+  Note(
+      absl::StrCat("symmetric partition, blocked: ", network_->BlockedLinks()));
 }
 
 void FaultInjector::IsolateLeader() {

@@ -1,12 +1,11 @@
 // FaultInjector: the simulator's nemesis. During the fault phase each Act()
 // is one random fault: crash a node or the leader (losing its unsynced
-// writes), restart one, isolate the leader, cut the network into two sides (symmetric partition), cut some links
-// in one direction only (asymmetric partition: a node that can send but not
-// hear, or hear but not send), heal, or change how badly the network
-// behaves (loss, duplication, latency, latency spikes). HealAll() ends the
-// fault phase: the network heals and turns calm, every crashed node
-// restarts.
-// Threading: single-threaded.
+// writes), restart one, isolate the leader, cut the network into two sides
+// (symmetric partition), cut some links in one direction only (asymmetric
+// partition: a node that can send but not hear, or hear but not send), heal, or
+// change how badly the network behaves (loss, duplication, latency, latency
+// spikes). HealAll() ends the fault phase: the network heals and turns calm,
+// every crashed node restarts. Threading: single-threaded.
 #ifndef SPATE_TESTS_SIM_FAULT_INJECTOR_H_
 #define SPATE_TESTS_SIM_FAULT_INJECTOR_H_
 

@@ -34,18 +34,18 @@ void NodeHost::Start() {
   absl::StatusOr<std::unique_ptr<raft::Replica>> replica =
       raft::Replica::Create(options, disk_.reader());
   if (!replica.ok()) {
-    observer_->OnViolation(absl::StrCat(
-        name(), " cannot restart from its durable state: ",
-        replica.status().ToString()));
+    observer_->OnViolation(
+        absl::StrCat(name(), " cannot restart from its durable state: ",
+                     replica.status().ToString()));
     return;
   }
   replica_ = *std::move(replica);
   tick_ms_ = config_.tick_ms - config_.tick_drift_ms +
              prng_->Range(0, 2 * config_.tick_drift_ms);
   if (trace_->enabled()) {
-    trace_->Add(name(), absl::StrCat("start: ",
-                                     replica_->Status().DebugString(),
-                                     " tick=", tick_ms_, "ms"));
+    trace_->Add(name(),
+                absl::StrCat("start: ", replica_->Status().DebugString(),
+                             " tick=", tick_ms_, "ms"));
   }
   observer_->OnStart(*replica_, app());
   ScheduleTick();
@@ -61,12 +61,12 @@ void NodeHost::Crash() {
   const size_t unsynced = disk_.unsynced_writes();
   disk_.Crash(prng_);
   if (trace_->enabled()) {
-    trace_->Add(name(),
-                absl::StrCat("crash: ", unsynced, " unsynced writes at risk; "
-                             "durable applied=",
-                             app().applied, " hard state ",
-                             raft::DescribeHardState(
-                                 disk_.durable().log.hard_state())));
+    trace_->Add(name(), absl::StrCat("crash: ", unsynced,
+                                     " unsynced writes at risk; "
+                                     "durable applied=",
+                                     app().applied, " hard state ",
+                                     raft::DescribeHardState(
+                                         disk_.durable().log.hard_state())));
   }
 }
 
@@ -175,9 +175,9 @@ absl::Status NodeHost::Persist(const raft::Ready& ready) {
     installed = AppState::Decode(ready.snapshot->data());
     if (!installed.has_value() ||
         installed->applied != ready.snapshot->metadata().index()) {
-      return absl::DataLossError(absl::StrCat(
-          "snapshot ", raft::DescribeSnapshot(*ready.snapshot),
-          " does not carry a state machine image at its index"));
+      return absl::DataLossError(
+          absl::StrCat("snapshot ", raft::DescribeSnapshot(*ready.snapshot),
+                       " does not carry a state machine image at its index"));
     }
   }
   if (!installed.has_value() && ready.entries.empty() &&
@@ -218,19 +218,19 @@ absl::Status NodeHost::ApplyCommitted(const raft::Ready& ready) {
             absl::StrCat("unparsable conf change at ", e.index()));
       }
       if (trace_->enabled()) {
-        trace_->Add(name(), absl::StrCat(
-                                "apply ", raft::DescribeEntry(e), " to ",
-                                raft::ConfStateString(
-                                    replica_->tracker().conf_state())));
+        trace_->Add(name(),
+                    absl::StrCat("apply ", raft::DescribeEntry(e), " to ",
+                                 raft::ConfStateString(
+                                     replica_->tracker().conf_state())));
       }
       absl::StatusOr<raft::ConfState> cs = replica_->ApplyConfChange(cc);
       if (cs.ok()) {
         conf_state = *cs;
       } else if (trace_->enabled()) {
         // Refused the same way on every replica (it applies the same log).
-        trace_->Add(name(), absl::StrCat("conf change ",
-                                         raft::ConfChangeString(cc),
-                                         " refused: ", cs.status().ToString()));
+        trace_->Add(name(),
+                    absl::StrCat("conf change ", raft::ConfChangeString(cc),
+                                 " refused: ", cs.status().ToString()));
       }
     }
     app.Apply(e);
@@ -276,8 +276,8 @@ void NodeHost::TraceReady(const raft::Ready& ready) const {
                     " leader=", ready.soft_state->leader);
   }
   if (ready.hard_state.has_value()) {
-    absl::StrAppend(&line, " hs={",
-                    raft::DescribeHardState(*ready.hard_state), "}");
+    absl::StrAppend(&line, " hs={", raft::DescribeHardState(*ready.hard_state),
+                    "}");
   }
   if (ready.snapshot.has_value()) {
     absl::StrAppend(&line, " snap=", raft::DescribeSnapshot(*ready.snapshot));

@@ -9,10 +9,10 @@
 namespace spate::sim {
 
 std::string NetworkFaults::DebugString() const {
-  return absl::StrCat("drop=", drop_per_mille, "/1000 dup=", duplicate_per_mille,
-                      "/1000 latency=", latency_min_ms, "..", latency_max_ms,
-                      "ms spikes=", spike_per_mille, "/1000 up to ", spike_max_ms,
-                      "ms");
+  return absl::StrCat(
+      "drop=", drop_per_mille, "/1000 dup=", duplicate_per_mille,
+      "/1000 latency=", latency_min_ms, "..", latency_max_ms,
+      "ms spikes=", spike_per_mille, "/1000 up to ", spike_max_ms, "ms");
 }
 
 SimNetwork::SimNetwork(EventQueue* queue, base::Prng* prng, const Trace* trace,
@@ -41,7 +41,8 @@ std::string SimNetwork::BlockedLinks() const {
 }
 
 SimTime SimNetwork::Latency() {
-  SimTime latency = prng_->Range(faults_.latency_min_ms, faults_.latency_max_ms);
+  SimTime latency =
+      prng_->Range(faults_.latency_min_ms, faults_.latency_max_ms);
   if (faults_.spike_per_mille > 0 &&
       prng_->Chance(faults_.spike_per_mille, 1000)) {
     latency += prng_->Range(0, faults_.spike_max_ms);

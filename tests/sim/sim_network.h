@@ -76,7 +76,9 @@ class SimNetwork {
   const NetworkFaults& faults() const { return faults_; }
 
   // Blocks messages from `from` to `to` (one direction).
-  void Block(raft::NodeId from, raft::NodeId to) { blocked_.insert({from, to}); }
+  void Block(raft::NodeId from, raft::NodeId to) {
+    blocked_.insert({from, to});
+  }
   // Blocks both directions between every node of `a` and every node of `b`.
   void Partition(const std::set<raft::NodeId>& a,
                  const std::set<raft::NodeId>& b);

@@ -3,13 +3,13 @@
 // The target is sharded; gtest spreads the parameterized cases over the
 // shards. A failing seed prints its replay command; if the core aborts on a
 // CHECK instead, the signal handler below prints it.
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdint>
 #include <cstring>
 #include <string>
 #include <tuple>
-
-#include <unistd.h>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -33,8 +33,8 @@ void PrintReplayOnAbort(int signal) {
   std::raise(signal);
 }
 
-class SimSeedTest
-    : public ::testing::TestWithParam<std::tuple<int, uint64_t>> {};
+class SimSeedTest : public ::testing::TestWithParam<std::tuple<int, uint64_t>> {
+};
 
 TEST_P(SimSeedTest, SafeUnderFaultsAndConvergesAfter) {
   SimOptions options;
@@ -56,16 +56,16 @@ std::string SeedName(
                       std::get<1>(info.param));
 }
 
-INSTANTIATE_TEST_SUITE_P(ThreeNodes, SimSeedTest,
-                         ::testing::Combine(::testing::Values(3),
-                                            ::testing::Range<uint64_t>(
-                                                1, kSeeds + 1)),
-                         SeedName);
-INSTANTIATE_TEST_SUITE_P(FiveNodes, SimSeedTest,
-                         ::testing::Combine(::testing::Values(5),
-                                            ::testing::Range<uint64_t>(
-                                                1, kSeeds + 1)),
-                         SeedName);
+INSTANTIATE_TEST_SUITE_P(
+    ThreeNodes, SimSeedTest,
+    ::testing::Combine(::testing::Values(3),
+                       ::testing::Range<uint64_t>(1, kSeeds + 1)),
+    SeedName);
+INSTANTIATE_TEST_SUITE_P(
+    FiveNodes, SimSeedTest,
+    ::testing::Combine(::testing::Values(5),
+                       ::testing::Range<uint64_t>(1, kSeeds + 1)),
+    SeedName);
 
 }  // namespace
 }  // namespace spate::sim

@@ -96,13 +96,13 @@ Simulator::Simulator(const SimOptions& options)
     HostConfig config = host_config_;
     config.options.id = i;
     hosts_.push_back(std::make_unique<NodeHost>(config, bootstrap, &queue_,
-                                                &network_, &host_prng_,
-                                                &trace_, &checker_));
+                                                &network_, &host_prng_, &trace_,
+                                                &checker_));
     hosts.push_back(hosts_.back().get());
   }
   workload_ = std::make_unique<Workload>(hosts, &client_prng_, &trace_);
-  faults_ = std::make_unique<FaultInjector>(hosts, &network_, &fault_prng_,
-                                            &trace_);
+  faults_ =
+      std::make_unique<FaultInjector>(hosts, &network_, &fault_prng_, &trace_);
 }
 
 void Simulator::Configure() {
@@ -123,16 +123,16 @@ void Simulator::Configure() {
   host_config_.compact_entries = Pick<raft::Index>(p, {4, 16, 64});
   o.uncommitted_bytes_max = Pick<uint64_t>(p, {64, 1024, 64 << 20});
   fault_gap_max_ms_ = Pick<SimTime>(p, {60, 150, 600, 2000});
-  config_ = absl::StrCat(
-      "nodes=", options_.nodes, " pre_vote=", o.pre_vote,
-      " check_quorum=", o.check_quorum, " inflight=", o.inflight_msgs_max,
-      " append_bytes=", o.append_bytes_max,
-      " committed_bytes=", o.committed_bytes_max,
-      " tick_drift=", host_config_.tick_drift_ms,
-      "ms disk_latency<=", host_config_.disk_latency_max_ms,
-      "ms compact_entries=", host_config_.compact_entries,
-      " uncommitted_bytes=", o.uncommitted_bytes_max,
-      " fault_gap<=", fault_gap_max_ms_, "ms");
+  config_ = absl::StrCat("nodes=", options_.nodes, " pre_vote=", o.pre_vote,
+                         " check_quorum=", o.check_quorum,
+                         " inflight=", o.inflight_msgs_max,
+                         " append_bytes=", o.append_bytes_max,
+                         " committed_bytes=", o.committed_bytes_max,
+                         " tick_drift=", host_config_.tick_drift_ms,
+                         "ms disk_latency<=", host_config_.disk_latency_max_ms,
+                         "ms compact_entries=", host_config_.compact_entries,
+                         " uncommitted_bytes=", o.uncommitted_bytes_max,
+                         " fault_gap<=", fault_gap_max_ms_, "ms");
 }
 
 void Simulator::ScheduleClient() {
@@ -210,10 +210,10 @@ bool Simulator::Converged() const {
 absl::Status Simulator::Failure(const std::string& what) const {
   std::string nodes;
   for (const auto& h : hosts_) {
-    absl::StrAppend(&nodes, "  n", h->id(), ": ",
-                    h->up() ? h->replica()->Status().DebugString()
-                            : std::string("crashed"),
-                    " applied=", h->app().applied, "\n");
+    absl::StrAppend(
+        &nodes, "  n", h->id(), ": ",
+        h->up() ? h->replica()->Status().DebugString() : std::string("crashed"),
+        " applied=", h->app().applied, "\n");
   }
   return absl::InternalError(absl::StrCat(
       "seed=", options_.seed, " nodes=", options_.nodes, " failed at event ",
@@ -281,12 +281,12 @@ SimResult Simulator::Run() {
 }  // namespace
 
 std::string SimResult::Summary() const {
-  return absl::StrCat(
-      "events=", events, " fault_phase=", fault_phase_ms,
-      "ms converge=", converge_ms, "ms commands=", commands_committed, "/",
-      commands_proposed, " last_index=", last_index,
-      " leader_terms=", leader_terms, " crashes=", crashes,
-      " conf_changes=", conf_changes, " messages=", messages);
+  return absl::StrCat("events=", events, " fault_phase=", fault_phase_ms,
+                      "ms converge=", converge_ms,
+                      "ms commands=", commands_committed, "/",
+                      commands_proposed, " last_index=", last_index,
+                      " leader_terms=", leader_terms, " crashes=", crashes,
+                      " conf_changes=", conf_changes, " messages=", messages);
 }
 
 SimResult RunSimulation(const SimOptions& options) {

@@ -42,7 +42,9 @@ bool RunOne(uint64_t seed, int nodes) {
   if (absl::GetFlag(FLAGS_verbose)) {
     // Flushed line by line: a CHECK failure in the core must not lose the
     // end of the trace.
-    options.trace = [](absl::string_view line) { std::cout << line << std::endl; };
+    options.trace = [](absl::string_view line) {
+      std::cout << line << std::endl;
+    };
   }
   const SimResult result = RunSimulation(options);
   if (!result.status.ok()) {
@@ -50,8 +52,7 @@ bool RunOne(uint64_t seed, int nodes) {
     return false;
   }
   std::cout << "ok seed=" << seed << " nodes=" << nodes << " "
-            << result.Summary() << "\n  config: " << result.config
-            << std::endl;
+            << result.Summary() << "\n  config: " << result.config << std::endl;
   return true;
 }
 

@@ -50,10 +50,10 @@ void Workload::ProposeCommands() {
       ++stats_.refused;
     }
     if (trace_->enabled()) {
-      trace_->Add("client", absl::StrCat("propose ", command, " to n",
-                                         host->id(), ": ",
-                                         index.ok() ? absl::StrCat("index ", *index)
-                                                    : index.status().ToString()));
+      trace_->Add("client",
+                  absl::StrCat("propose ", command, " to n", host->id(), ": ",
+                               index.ok() ? absl::StrCat("index ", *index)
+                                          : index.status().ToString()));
     }
   }
 }
