@@ -19,6 +19,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/functional/function_ref.h"
@@ -130,6 +131,12 @@ class Kv {
 
   // Cheap size estimates for monitoring.
   virtual absl::StatusOr<KvStats> GetStats() const = 0;
+
+  // A consistent, read-only view of everything written so far: later
+  // writes are invisible to it, and its Write fails (FailedPrecondition).
+  // A leader reads a snapshot's messages from it while a follower fetches
+  // them. The view must not outlive this Kv. Thread-safe reads.
+  virtual absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const = 0;
 };
 
 }  // namespace spate::storage

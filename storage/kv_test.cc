@@ -209,3 +209,54 @@ INSTANTIATE_TEST_SUITE_P(Both, KvContractTest, ::testing::ValuesIn(Factories()),
 
 }  // namespace
 }  // namespace spate::storage
+
+namespace spate::storage {
+namespace {
+
+// Both implementations: a snapshot sees what was written before it, never
+// what comes after, and refuses writes.
+template <typename MakeKv>
+void CheckSnapshotIsolation(MakeKv make) {
+  auto kv = make();
+  WriteBatch before;
+  before.Put(Space::kMessages, "a", "1");
+  before.Put(Space::kMessages, "b", "2");
+  ASSERT_TRUE(kv->Write(before, false).ok());
+  absl::StatusOr<std::unique_ptr<Kv>> snapshot = kv->NewSnapshot();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  WriteBatch after;
+  after.Put(Space::kMessages, "a", "changed");
+  after.Delete(Space::kMessages, "b");
+  after.Put(Space::kMessages, "c", "3");
+  ASSERT_TRUE(kv->Write(after, true).ok());
+
+  EXPECT_EQ(*(*snapshot)->Get(Space::kMessages, "a"), "1");
+  EXPECT_EQ(*(*snapshot)->Get(Space::kMessages, "b"), "2");
+  EXPECT_TRUE(
+      absl::IsNotFound((*snapshot)->Get(Space::kMessages, "c").status()));
+  std::vector<std::string> keys;
+  ASSERT_TRUE((*snapshot)
+                  ->Scan(Space::kMessages, "a", "z", false,
+                         [&](absl::string_view key, absl::string_view) {
+                           keys.emplace_back(key);
+                           return true;
+                         })
+                  .ok());
+  EXPECT_EQ(keys, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ((*snapshot)->Write(after, false).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(*kv->Get(Space::kMessages, "a"), "changed");
+}
+
+TEST(KvSnapshotTest, MemKvSnapshotIsIsolated) {
+  CheckSnapshotIsolation([] { return std::make_unique<MemKv>(); });
+}
+
+TEST(KvSnapshotTest, RocksKvSnapshotIsIsolated) {
+  const std::string dir = testing::TempDir() + "/kv_snapshot";
+  CheckSnapshotIsolation(
+      [&] { return std::move(RocksKv::Open(dir, RocksKvOptions())).value(); });
+}
+
+}  // namespace
+}  // namespace spate::storage

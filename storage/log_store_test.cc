@@ -47,6 +47,9 @@ class CountingKv : public Kv {
     syncs += sync;
     return base_->Write(batch, sync);
   }
+  absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const override {
+    return base_->NewSnapshot();
+  }
   absl::StatusOr<KvStats> GetStats() const override {
     return base_->GetStats();
   }

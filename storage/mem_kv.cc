@@ -97,6 +97,9 @@ void MemKv::Apply(const WriteBatch& batch, Image* image) {
 
 absl::Status MemKv::Write(const WriteBatch& batch, bool sync) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (read_only_) {
+    return absl::FailedPreconditionError("a Kv snapshot is read-only");
+  }
   if (!write_error_.ok()) return write_error_;
   Apply(batch, &visible_);
   ++write_count_;
@@ -110,6 +113,15 @@ absl::Status MemKv::Write(const WriteBatch& batch, bool sync) {
   Apply(batch, &durable_);
   ++sync_count_;
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Kv>> MemKv::NewSnapshot() const {
+  auto copy = std::make_unique<MemKv>();
+  std::lock_guard<std::mutex> lock(mu_);
+  copy->visible_ = visible_;
+  copy->durable_ = visible_;
+  copy->read_only_ = true;
+  return std::unique_ptr<Kv>(std::move(copy));
 }
 
 absl::StatusOr<KvStats> MemKv::GetStats() const {

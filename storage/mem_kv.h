@@ -51,6 +51,8 @@ class MemKv : public Kv {
           visit) const override;
   absl::Status Write(const WriteBatch& batch, bool sync) override;
   absl::StatusOr<KvStats> GetStats() const override;
+  // A copy of what reads see now, read-only.
+  absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const override;
 
   // The machine crashed and rebooted: the first `unsynced_batches_kept`
   // unsynced batches survive (the OS had flushed that much of the WAL), the
@@ -87,6 +89,8 @@ class MemKv : public Kv {
   Image durable_ ABSL_GUARDED_BY(mu_);
   // Writes after the last synced one, oldest first.
   std::vector<WriteBatch> unsynced_ ABSL_GUARDED_BY(mu_);
+  // A snapshot view refuses writes.
+  bool read_only_ = false;
   absl::Status write_error_ ABSL_GUARDED_BY(mu_);
   uint64_t write_count_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t sync_count_ ABSL_GUARDED_BY(mu_) = 0;

@@ -191,6 +191,9 @@ class RocksKv::Impl {
   }
 
   rocksdb::DB* db() const { return db_.get(); }
+  const std::vector<rocksdb::ColumnFamilyHandle*>& handles() const {
+    return handles_;
+  }
   rocksdb::ColumnFamilyHandle* handle(Space space) const {
     return handles_[static_cast<size_t>(space) + 1];
   }
@@ -247,7 +250,89 @@ absl::StatusOr<std::unique_ptr<RocksKv>> RocksKv::Open(
       new RocksKv(std::make_unique<Impl>(dir, db, std::move(handles))));
 }
 
+namespace {
+
+// A RocksDB snapshot as a read-only Kv (see Kv::NewSnapshot).
+class RocksSnapshotKv : public Kv {
+ public:
+  RocksSnapshotKv(const RocksKv* owner, rocksdb::DB* db,
+                  std::vector<rocksdb::ColumnFamilyHandle*> handles)
+      : owner_(owner),
+        db_(db),
+        handles_(std::move(handles)),
+        snapshot_(db->GetSnapshot()) {}
+  ~RocksSnapshotKv() override { db_->ReleaseSnapshot(snapshot_); }
+
+  absl::StatusOr<std::string> Get(Space space,
+                                  absl::string_view key) const override {
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = snapshot_;
+    rocksdb::PinnableSlice value;
+    const rocksdb::Status status =
+        db_->Get(read_options, Handle(space), ToSlice(key), &value);
+    if (!status.ok()) {
+      return ToStatus(status,
+                      absl::StrCat("get ", DescribeKey(space, key),
+                                   " in a snapshot of ", owner_->dir()));
+    }
+    return std::string(value.data(), value.size());
+  }
+
+  absl::Status Scan(
+      Space space, absl::string_view begin, absl::string_view end, bool reverse,
+      absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit)
+      const override {
+    if (begin >= end) return absl::OkStatus();
+    const rocksdb::Slice lower = ToSlice(begin);
+    const rocksdb::Slice upper = ToSlice(end);
+    rocksdb::ReadOptions read_options;
+    read_options.snapshot = snapshot_;
+    read_options.iterate_lower_bound = &lower;
+    read_options.iterate_upper_bound = &upper;
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->NewIterator(read_options, Handle(space)));
+    if (!reverse) {
+      for (it->Seek(lower); it->Valid(); it->Next()) {
+        if (!visit(ToView(it->key()), ToView(it->value()))) break;
+      }
+    } else {
+      for (it->SeekToLast(); it->Valid(); it->Prev()) {
+        if (!visit(ToView(it->key()), ToView(it->value()))) break;
+      }
+    }
+    return ToStatus(it->status(),
+                    absl::StrCat("scan in a snapshot of ", owner_->dir()));
+  }
+
+  absl::Status Write(const WriteBatch& batch, bool sync) override {
+    return absl::FailedPreconditionError("a Kv snapshot is read-only");
+  }
+  absl::StatusOr<KvStats> GetStats() const override {
+    return owner_->GetStats();
+  }
+  absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const override {
+    return absl::FailedPreconditionError("snapshot of a snapshot");
+  }
+
+ private:
+  rocksdb::ColumnFamilyHandle* Handle(Space space) const {
+    return handles_[static_cast<size_t>(space) + 1];
+  }
+
+  const RocksKv* owner_;
+  rocksdb::DB* db_;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+}  // namespace
+
 RocksKv::RocksKv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<Kv>> RocksKv::NewSnapshot() const {
+  return std::unique_ptr<Kv>(
+      new RocksSnapshotKv(this, impl_->db(), impl_->handles()));
+}
 
 RocksKv::~RocksKv() = default;
 

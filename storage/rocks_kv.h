@@ -92,6 +92,7 @@ class RocksKv : public Kv {
           visit) const override;
   absl::Status Write(const WriteBatch& batch, bool sync) override;
   absl::StatusOr<KvStats> GetStats() const override;
+  absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const override;
 
   // Flushes every memtable to SST files and waits. Not needed for
   // durability (the WAL has it); for tools, tests and before backups.
