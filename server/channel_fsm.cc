@@ -89,6 +89,75 @@ absl::StatusOr<std::unique_ptr<ChannelFsm>> ChannelFsm::Load(
   return fsm;
 }
 
+ChannelSnapshot ChannelFsm::Image() const {
+  ChannelSnapshot image;
+  *image.mutable_record() = record_;
+  for (const auto& [sub_id, sub] : subs_) {
+    SubscriptionRecord* out = image.add_subscriptions();
+    *out = sub.record;
+    for (uint64_t seq : sub.acked) out->add_acked(seq);
+    for (const auto& [seq, count] : sub.redelivery_counts) {
+      (*out->mutable_redelivery_counts())[seq] = count;
+    }
+  }
+  return image;
+}
+
+absl::Status ChannelFsm::Install(const ChannelSnapshot& image,
+                                 storage::WriteBatch* batch) {
+  const ChannelRecord& next = image.record();
+  CHECK_EQ(next.channel_id(), record_.channel_id());
+  CHECK_LE(next.first_sequence(), next.last_sequence() + 1);
+  // Messages outside the image's range go; those inside were fetched.
+  if (record_.first_sequence() < next.first_sequence()) {
+    store_->DeleteMessages(record_.channel_id(), record_.first_sequence(),
+                           next.first_sequence() - 1, batch);
+  }
+  if (record_.last_sequence() > next.last_sequence()) {
+    store_->DeleteMessages(
+        record_.channel_id(),
+        std::max(next.last_sequence() + 1, record_.first_sequence()),
+        record_.last_sequence(), batch);
+  }
+  for (const auto& [sub_id, sub] : subs_) {
+    store_->DeleteSubscription(record_.channel_id(), sub_id, batch);
+  }
+  subs_.clear();
+  durable_index_.clear();
+  queue_index_.clear();
+  member_index_.clear();
+  record_ = next;
+  for (const SubscriptionRecord& stored : image.subscriptions()) {
+    Subscription sub;
+    for (uint64_t seq : stored.acked()) sub.acked.insert(seq);
+    for (const auto& [seq, count] : stored.redelivery_counts()) {
+      sub.redelivery_counts[seq] = count;
+    }
+    sub.record = stored;
+    sub.record.clear_acked();
+    sub.record.clear_redelivery_counts();
+    store_->PutSubscription(record_.channel_id(), stored, batch);
+    IndexSubscription(sub);
+    subs_.emplace(stored.sub_id(), std::move(sub));
+  }
+  WriteRecord(batch);
+  cache_.clear();
+  cache_bytes_ = 0;
+  oldest_.clear();
+  written_through_ = record_.last_sequence();
+  // The fetched messages are in the store already (written before raft
+  // installed the snapshot), so the dedup window rebuilds from them.
+  if (record_.msgs() > 0) {
+    absl::StatusOr<StoredMessage> last = ReadMessage(record_.last_sequence());
+    if (!last.ok()) {
+      return absl::DataLossError(absl::StrCat(
+          "channel ", record_.name(), ": snapshot message ",
+          record_.last_sequence(), " missing: ", last.status().message()));
+    }
+  }
+  return RebuildDedup();
+}
+
 ChannelApplyResult ChannelFsm::Apply(uint64_t index,
                                      const ChannelCommand& command,
                                      storage::WriteBatch* batch) {

@@ -33,6 +33,7 @@
 #include "absl/status/statusor.h"
 #include "proto/command.pb.h"
 #include "proto/records.pb.h"
+#include "proto/snapshot.pb.h"
 #include "proto/streaming.pb.h"
 #include "storage/channel_store.h"
 #include "storage/kv.h"
@@ -103,6 +104,16 @@ class ChannelFsm {
 
   // The batch holding everything applied so far has been written.
   void MarkWritten();
+
+  // The channel's state as of applied_index() for a raft snapshot (record
+  // and subscriptions; messages travel separately).
+  ChannelSnapshot Image() const;
+  // Replaces the whole state with `image` (a leader's, at a later raft
+  // index). Its messages first_sequence..last_sequence must already be in
+  // the store; messages outside that range are deleted. DataLoss if a
+  // message the image needs is missing.
+  absl::Status Install(const ChannelSnapshot& image,
+                       storage::WriteBatch* batch);
 
   // The same checks Apply will make for a SubscriptionCreate, for the leader
   // to refuse early (ALREADY_EXISTS, RESOURCE_EXHAUSTED).

@@ -392,6 +392,81 @@ TEST_F(ChannelFsmTest, SameCommandsGiveTheSameStateOnEveryReplica) {
   }
 }
 
+TEST_F(ChannelFsmTest, InstalledImageBehavesLikeTheOriginal) {
+  ChannelLimits limits;
+  limits.set_max_msgs(4);
+  CreateFsm(limits);
+  Apply(Publish({"a", "b", "c", "d", "e", "f"},
+                {"g1", "g2", "g3", "g4", "g5", "g6"}, kSecond));
+  ChannelApplyResult sub = Apply(Subscribe("m1", "c1", "dur", "", 1));
+  ChannelCommand progress;
+  progress.mutable_progress()->add_subs()->set_sub_id(sub.sub_id);
+  progress.mutable_progress()->mutable_subs(0)->add_acked(4);
+  progress.mutable_progress()->mutable_subs(0)->add_redelivered(5);
+  Apply(progress);
+  const ChannelSnapshot image = fsm_->Image();
+  EXPECT_EQ(image.record().applied_index(), index_);
+
+  // Another replica with older state: it gets the messages the image needs
+  // (what the fetch does), then installs.
+  storage::MemKv other_kv;
+  storage::ChannelStore other_store(&other_kv);
+  storage::WriteBatch batch;
+  std::unique_ptr<ChannelFsm> other = ChannelFsm::Create(
+      &other_store, kChannel, "orders", limits, 0, options_, &batch);
+  ASSERT_TRUE(
+      other->Apply(1, Publish({"old"}, {"gx"}, kSecond), &batch).status.ok());
+  std::vector<StoredMessage> msgs;
+  ASSERT_TRUE(
+      fsm_->ReadMessages(fsm_->first_sequence(), 100, 1 << 20, &msgs).ok());
+  for (const StoredMessage& msg : msgs) {
+    other_store.PutMessage(kChannel, msg, &batch);
+  }
+  ASSERT_TRUE(other_kv.Write(batch, true).ok());
+  other->MarkWritten();
+  storage::WriteBatch install;
+  ASSERT_TRUE(other->Install(image, &install).ok());
+  ASSERT_TRUE(other_kv.Write(install, true).ok());
+  other->MarkWritten();
+
+  EXPECT_EQ(other->record().SerializeAsString(),
+            fsm_->record().SerializeAsString());
+  const Subscription* copied = other->FindSubscription(sub.sub_id);
+  ASSERT_NE(copied, nullptr);
+  EXPECT_TRUE(copied->acked.contains(4));
+  EXPECT_EQ(copied->redelivery_counts.at(5), 1u);
+  EXPECT_NE(other->FindByMember("m1"), nullptr);
+  // Dedup survived (g6 is within the window and still stored) and the next
+  // command gives the same result on both.
+  ChannelCommand next = Publish({"again", "new"}, {"g6", "g7"}, 2 * kSecond);
+  ChannelApplyResult mine = Apply(next);
+  storage::WriteBatch b2;
+  ChannelApplyResult theirs = other->Apply(index_, next, &b2);
+  EXPECT_EQ(mine.sequences, theirs.sequences);
+  EXPECT_EQ(mine.sequences, (std::vector<uint64_t>{6, 7}));
+  // A reload from the installed store gives the same state too.
+  ASSERT_TRUE(other_kv.Write(b2, true).ok());
+  other->MarkWritten();
+  absl::StatusOr<std::unique_ptr<ChannelFsm>> reloaded =
+      ChannelFsm::Load(&other_store, kChannel, options_);
+  ASSERT_TRUE(reloaded.ok());
+  EXPECT_EQ((*reloaded)->record().SerializeAsString(),
+            fsm_->record().SerializeAsString());
+  EXPECT_EQ(other_store.GetMessage(kChannel, 1).status().code(),
+            absl::StatusCode::kNotFound);  // the old message is gone
+}
+
+TEST_F(ChannelFsmTest, InstallWithoutTheMessagesIsDataLoss) {
+  Apply(Publish({"a", "b"}, {}, kSecond));
+  const ChannelSnapshot image = fsm_->Image();
+  storage::MemKv other_kv;
+  storage::ChannelStore other_store(&other_kv);
+  storage::WriteBatch batch;
+  std::unique_ptr<ChannelFsm> other = ChannelFsm::Create(
+      &other_store, kChannel, "orders", ChannelLimits(), 0, options_, &batch);
+  EXPECT_EQ(other->Install(image, &batch).code(), absl::StatusCode::kDataLoss);
+}
+
 TEST_F(ChannelFsmTest, ReadsSpanTheStoreAndTheCache) {
   options_.cache_bytes_max = 2;  // keep almost nothing cached
   CreateFsm(ChannelLimits());

@@ -111,6 +111,33 @@ MetaApplyResult MetaFsm::Apply(uint64_t index, const MetaCommand& command,
   return result;
 }
 
+MetaSnapshot MetaFsm::Image() const {
+  MetaSnapshot image;
+  *image.mutable_meta() = meta_;
+  for (const auto& [id, client] : clients_) *image.add_clients() = client;
+  for (const auto& [name, entry] : channels_) *image.add_channels() = entry;
+  return image;
+}
+
+void MetaFsm::Install(const MetaSnapshot& image, storage::WriteBatch* batch) {
+  for (const auto& [id, client] : clients_) store_->DeleteClient(id, batch);
+  for (const auto& [name, entry] : channels_) {
+    store_->DeleteDirectoryEntry(name, batch);
+  }
+  clients_.clear();
+  channels_.clear();
+  meta_ = image.meta();
+  for (const ClientRecord& client : image.clients()) {
+    store_->PutClient(client, batch);
+    clients_[client.client_id()] = client;
+  }
+  for (const ChannelDirectoryEntry& entry : image.channels()) {
+    store_->PutDirectoryEntry(entry, batch);
+    channels_[entry.name()] = entry;
+  }
+  WriteMeta(batch);
+}
+
 void MetaFsm::ApplyEmpty(uint64_t index, storage::WriteBatch* batch) {
   CHECK_GT(index, meta_.applied_index());
   meta_.set_applied_index(index);

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "proto/command.pb.h"
 #include "proto/records.pb.h"
+#include "proto/snapshot.pb.h"
 #include "storage/channel_store.h"
 #include "storage/kv.h"
 
@@ -41,6 +42,11 @@ class MetaFsm {
 
   MetaApplyResult Apply(uint64_t index, const MetaCommand& command,
                         storage::WriteBatch* batch);
+
+  // The whole metadata state for a raft snapshot, and its install (which
+  // replaces clients and directory; the node reconciles its channels).
+  MetaSnapshot Image() const;
+  void Install(const MetaSnapshot& image, storage::WriteBatch* batch);
   void ApplyEmpty(uint64_t index, storage::WriteBatch* batch);
 
   uint64_t applied_index() const { return meta_.applied_index(); }

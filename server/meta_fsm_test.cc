@@ -74,5 +74,37 @@ TEST_F(MetaFsmTest, ChannelsGetIdsOnceAndSurviveReload) {
   EXPECT_EQ(Apply(create).channel_id, 3u);
 }
 
+TEST_F(MetaFsmTest, InstalledImageReplacesClientsAndChannels) {
+  MetaCommand create;
+  create.mutable_create_channel()->set_name("orders");
+  create.mutable_create_channel()->add_replicas(1);
+  Apply(create);
+  MetaCommand connect;
+  connect.mutable_connect()->set_client_id("c1");
+  Apply(connect);
+  const MetaSnapshot image = fsm_->Image();
+
+  storage::MemKv other_kv;
+  storage::ChannelStore other_store(&other_kv);
+  std::unique_ptr<MetaFsm> other = *MetaFsm::Load(&other_store);
+  storage::WriteBatch batch;
+  MetaCommand stale;
+  stale.mutable_connect()->set_client_id("gone");
+  other->Apply(1, stale, &batch);
+  other->Install(image, &batch);
+  ASSERT_TRUE(other_kv.Write(batch, true).ok());
+  EXPECT_EQ(other->FindClient("gone"), nullptr);
+  EXPECT_NE(other->FindClient("c1"), nullptr);
+  ASSERT_NE(other->FindChannel("orders"), nullptr);
+  EXPECT_EQ(other->applied_index(), index_);
+  std::unique_ptr<MetaFsm> reloaded = *MetaFsm::Load(&other_store);
+  EXPECT_EQ(reloaded->FindClient("gone"), nullptr);
+  EXPECT_NE(reloaded->FindChannel("orders"), nullptr);
+  // Ids continue where the image's counter was.
+  create.mutable_create_channel()->set_name("payments");
+  storage::WriteBatch more;
+  EXPECT_EQ(other->Apply(index_ + 1, create, &more).channel_id, 2u);
+}
+
 }  // namespace
 }  // namespace spate::server
