@@ -186,6 +186,35 @@ TEST(PaperTest, Section5_1_StaleTermRequestIsRejected) {
   EXPECT_EQ(c.r(3).stats().dropped_of(DropReason::kStaleTerm), 1u);
 }
 
+// "Current terms are exchanged whenever servers communicate": a stale
+// RequestVote is rejected with the receiver's term (Figure 2, RequestVote
+// results), so the candidate catches up. Dropping it silently (as etcd
+// does without pre-vote) let a candidate with the only up-to-date log fall
+// behind for good: tests/sim seed 1345 (3 nodes) never converged, the
+// voter it needed campaigning in ever higher terms of its own.
+TEST(PaperTest, Section5_1_StaleVoteRequestIsRejectedWithOurTerm) {
+  Cluster c(3);
+  c.Isolate(3);
+  c.Elect(1);
+  c.Elect(2);  // term 2; node 3 missed both elections
+  c.Heal();
+  c.TickUntilCampaign(3);
+  ASSERT_EQ(c.r(3).role(), Role::kCandidate);
+  ASSERT_EQ(c.r(3).term(), 1u);
+  std::vector<Message> requests = OfType(c.Drain(), MSG_VOTE);
+  ASSERT_EQ(requests.size(), 2u);
+  for (const Message& m : requests) c.Deliver(m);
+  std::vector<Message> replies = OfType(c.Drain(), MSG_VOTE_RESPONSE);
+  ASSERT_EQ(replies.size(), 2u);
+  for (const Message& m : replies) {
+    EXPECT_TRUE(m.reject());
+    EXPECT_EQ(m.term(), 2u);
+    c.Deliver(m);
+  }
+  EXPECT_EQ(c.r(3).term(), 2u);
+  EXPECT_EQ(c.r(3).role(), Role::kFollower);
+}
+
 // "If a candidate or leader discovers that its term is out of date, it
 // immediately reverts to follower state."
 TEST(PaperTest, Section5_1_LeaderSeeingHigherTermRevertsToFollower) {

@@ -389,10 +389,14 @@ absl::Status Replica::StepByTerm(const Message& m, bool* done) {
       reply.set_type(MSG_APPEND_RESPONSE);
       reply.set_to(m.from());
       outbox_.Send(std::move(reply));
-    } else if (m.type() == MSG_PRE_VOTE) {
-      // Reject explicitly so the pre-candidate learns our term.
+    } else if (IsVoteRequest(m.type())) {
+      // Reject explicitly so the candidate learns our term (Figure 2:
+      // RequestVote returns currentTerm). Dropped silently, a candidate
+      // whose log the group needs may never catch up with the term of a
+      // voter that keeps campaigning on its own.
       Message reply;
-      reply.set_type(MSG_PRE_VOTE_RESPONSE);
+      reply.set_type(m.type() == MSG_VOTE ? MSG_VOTE_RESPONSE
+                                          : MSG_PRE_VOTE_RESPONSE);
       reply.set_to(m.from());
       reply.set_reject(true);
       outbox_.Send(std::move(reply));
