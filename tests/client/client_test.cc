@@ -1,12 +1,14 @@
 // The C++ client library against one real spate-server process: sync and
 // async publishing, every start position, manual acks and durable resume.
+#include "client/client.h"
+
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "client/client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/client/recorder.h"
@@ -26,7 +28,8 @@ std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
 class ClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server_ = std::make_unique<ServerProcess>(ServerProcess::NewTempDir("node"));
+    server_ =
+        std::make_unique<ServerProcess>(ServerProcess::NewTempDir("node"));
     const absl::Status started = server_->Start();
     ASSERT_TRUE(started.ok()) << started;
   }
@@ -63,10 +66,9 @@ TEST_F(ClientTest, PublishesSyncAndAsyncAndSubscribesFromEveryStart) {
   }
   AckResults acks;
   for (int i = 6; i <= 10; ++i) {
-    ASSERT_TRUE(publisher
-                    ->PublishAsync("orders", absl::StrCat("m", i),
-                                   acks.Handler(i))
-                    .ok());
+    ASSERT_TRUE(
+        publisher->PublishAsync("orders", absl::StrCat("m", i), acks.Handler(i))
+            .ok());
   }
   ASSERT_TRUE(publisher->Flush(absl::Seconds(30)).ok());
   for (const auto& [index, result] : acks.all()) {
@@ -94,8 +96,9 @@ TEST_F(ClientTest, PublishesSyncAndAsyncAndSubscribesFromEveryStart) {
       {"sequence", client::StartPosition::AtSequence(4), 4},
       {"last", client::StartPosition::LastReceived(), 12},
       // Starts 100 ms after `cut`: after m10, before m11.
-      {"time", client::StartPosition::AtTimeDelta(absl::Now() - cut -
-                                                  absl::Milliseconds(100)),
+      {"time",
+       client::StartPosition::AtTimeDelta(absl::Now() - cut -
+                                          absl::Milliseconds(100)),
        11},
       {"new", client::StartPosition::NewOnly(), 13},
   };
@@ -141,11 +144,13 @@ TEST_F(ClientTest, ADurableResumesAtItsFirstUnackedMessage) {
   options.start = client::StartPosition::First();
   Deliveries first;
   client::MessageHandler record = first.Handler();
-  auto sub = subscriber->Subscribe(
-      "jobs", options, [&](const client::Message& message) {
-        record(message);
-        if (message.sequence() <= 3) EXPECT_TRUE(message.Ack().ok());
-      });
+  auto sub = subscriber->Subscribe("jobs", options,
+                                   [&](const client::Message& message) {
+                                     record(message);
+                                     if (message.sequence() <= 3) {
+                                       EXPECT_TRUE(message.Ack().ok());
+                                     }
+                                   });
   ASSERT_TRUE(sub.ok()) << sub.status();
   ASSERT_TRUE(first.WaitFor(5));
   // Close writes the acks of 1..3 ahead of the half-close; the server

@@ -20,8 +20,7 @@ client::MessageHandler Deliveries::Handler() {
   return [this](const client::Message& message) {
     absl::MutexLock lock(&mu_);
     deliveries_.push_back(Delivery{message.sequence(), message.data(),
-                                   message.redelivered(),
-                                   deliveries_.size()});
+                                   message.redelivered(), deliveries_.size()});
     threads_.insert(std::this_thread::get_id());
   };
 }

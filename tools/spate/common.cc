@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 #include "client/ids.h"
 
 ABSL_FLAG(std::string, server, "",
@@ -14,12 +15,15 @@ ABSL_FLAG(std::string, server, "",
 ABSL_FLAG(std::string, client_id, "",
           "client id, [A-Za-z0-9_-]+ (default: spate-cli-<random>)");
 ABSL_FLAG(int64_t, count, 0, "number of messages (0: see the command)");
+ABSL_FLAG(absl::Duration, reconnect_wait, absl::Seconds(30),
+          "how long to keep reconnecting (and resubscribing) after the "
+          "connection breaks before giving up; 0 disables reconnection");
 
 namespace spate::cli {
 
 const std::vector<std::string>& CommonFlags() {
   static const std::vector<std::string>* flags =
-      new std::vector<std::string>{"server", "client_id"};
+      new std::vector<std::string>{"server", "client_id", "reconnect_wait"};
   return *flags;
 }
 
@@ -47,6 +51,7 @@ absl::StatusOr<std::unique_ptr<client::Connection>> ConnectFromFlags(
   client::ClientOptions options;
   options.servers = ServersFromFlags();
   options.client_id = ClientIdFromFlags();
+  options.reconnect_wait = absl::GetFlag(FLAGS_reconnect_wait);
   options.connection_lost_handler = std::move(lost);
   return client::Connection::Connect(std::move(options));
 }

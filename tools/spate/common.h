@@ -1,6 +1,7 @@
 // What every `spate` subcommand shares: the common flags (--server,
-// --client_id), --count (declared here, listed by the commands that use
-// it), connecting from the flags, and printing errors the same way.
+// --client_id, --reconnect_wait), --count (declared here, listed by the
+// commands that use it), connecting from the flags, and printing errors
+// the same way.
 // Threading: call from the command's thread (flags are read once).
 #ifndef SPATE_TOOLS_SPATE_COMMON_H_
 #define SPATE_TOOLS_SPATE_COMMON_H_
@@ -14,12 +15,14 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "client/client.h"
 #include "tools/spate/command.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
 ABSL_DECLARE_FLAG(std::string, client_id);
 ABSL_DECLARE_FLAG(int64_t, count);
+ABSL_DECLARE_FLAG(absl::Duration, reconnect_wait);
 
 namespace spate::cli {
 
@@ -32,7 +35,8 @@ std::vector<std::string> ServersFromFlags();
 std::string ClientIdFromFlags();
 
 // Connects with the common flags; `lost` (may be empty) runs if the
-// connection is lost later.
+// connection is lost later (it broke and reconnecting failed within
+// --reconnect_wait).
 absl::StatusOr<std::unique_ptr<client::Connection>> ConnectFromFlags(
     client::ConnectionLostHandler lost);
 

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "tools/spate/channels.h"
+#include "tools/spate/cluster.h"
 #include "tools/spate/command.h"
 #include "tools/spate/pub.h"
 #include "tools/spate/sub.h"
@@ -33,8 +35,9 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &action, nullptr);
 
   const std::vector<spate::cli::Command> commands = {
-      spate::cli::PubCommand(),
-      spate::cli::SubCommand(),
+      spate::cli::PubCommand(),      spate::cli::SubCommand(),
+      spate::cli::ChannelsCommand(), spate::cli::ChannelCommand(),
+      spate::cli::ClusterCommand(),
   };
   const spate::cli::Io io{&std::cin, &std::cout, &std::cerr, &g_interrupted};
   return spate::cli::RunCli(commands,
