@@ -9,6 +9,7 @@
 #include "base/status_macros.h"
 #include "client/grpc_status.h"
 #include "client/thread_name.h"
+#include "grpcpp/channel.h"
 
 namespace spate::client {
 namespace {
@@ -201,16 +202,30 @@ Connection::LiveSubscriptions() {
 void Connection::SuperviseLoop() {
   NameThisThread("spate-ping");
   int failures = 0;
+  // The newest ticket a ping answered for, passed or not.
+  uint64_t seen = 0;
+  absl::Time next_ping = absl::Now() + tracker_->session()->ping_interval;
+  // A check that failed while the transport was up is pinged again soon.
+  absl::Time recheck = absl::InfiniteFuture();
   while (true) {
     const std::shared_ptr<const Session> session = tracker_->session();
     // A stream asking for a check cuts the wait short.
     const uint64_t ticket =
-        tracker_->AwaitRequest(absl::Now() + session->ping_interval);
+        tracker_->AwaitRequest(std::min(next_ping, recheck), seen);
     const SessionTracker::State state = tracker_->state();
     if (state == SessionTracker::State::kLost ||
         state == SessionTracker::State::kClosed) {
       return;
     }
+    const absl::Time now = absl::Now();
+    const bool periodic = now >= next_ping;
+    if (!periodic && ticket == 0) {
+      recheck = absl::InfiniteFuture();  // The checks were answered.
+      continue;
+    }
+    if (periodic) next_ping = now + session->ping_interval;
+    recheck = absl::InfiniteFuture();
+    seen = std::max(seen, ticket);
     const absl::Status status = Ping(*session);
     if (status.ok()) {
       failures = 0;
@@ -221,22 +236,29 @@ void Connection::SuperviseLoop() {
     if (absl::IsNotFound(status)) {
       // The server replaced or expired this connection.
       reason = status;
-    } else if (ticket != 0) {
+    } else if (ticket != 0 &&
+               session->channel->GetState(false) != GRPC_CHANNEL_READY) {
+      // A stream ended and the server cannot be reached either.
       reason = absl::UnavailableError(absl::StrCat(
           "a stream ended and the ping that followed failed with: ",
           status.ToString()));
-    } else if (++failures >= session->ping_max_out) {
+    } else if (periodic && ++failures >= session->ping_max_out) {
       reason = absl::UnavailableError(absl::StrCat(
           failures,
           " pings in a row failed, the last with: ", status.ToString()));
     } else {
+      // The server answered but could not confirm (e.g. the metadata
+      // group is electing a leader): not a broken connection yet.
+      if (ticket != 0) recheck = absl::Now() + kRecheckDelay;
       continue;
     }
     failures = 0;
     const absl::Status reconnected = Reconnect(reason);
-    if (reconnected.ok()) continue;
-    if (!absl::IsCancelled(reconnected)) Lose(reconnected);
-    return;
+    if (!reconnected.ok()) {
+      if (!absl::IsCancelled(reconnected)) Lose(reconnected);
+      return;
+    }
+    next_ping = absl::Now() + tracker_->session()->ping_interval;
   }
 }
 

@@ -9,9 +9,12 @@
 //
 // Reconnection. The connection survives the loss of the server it talks
 // to without any user code. It counts as broken when the server no longer
-// knows it (a ping answers NOT_FOUND), when ping_max_out pings in a row
-// fail, or when a stream ends unexpectedly and the ping sent at once
-// fails too. Then, for up to reconnect_wait, the ping thread tries the
+// knows it (a ping answers NOT_FOUND), when ping_max_out periodic pings in
+// a row fail, or when a stream ends unexpectedly and the ping sent at once
+// fails with the server unreachable (the gRPC channel not READY; a server
+// that answers with an error, say while its metadata group elects a
+// leader, is pinged again every kRecheckDelay instead). Then, for up to
+// reconnect_wait, the ping thread tries the
 // configured servers round-robin, starting after the one that failed
 // (after each full round, and after ALREADY_EXISTS, it backs off 50 ms
 // doubling to 1 s). It keeps the client id and uses a new conn_id: the
@@ -87,6 +90,9 @@ class Connection {
   // Backoff between reconnection rounds.
   static constexpr absl::Duration kReconnectDelayMin = absl::Milliseconds(50);
   static constexpr absl::Duration kReconnectDelayMax = absl::Seconds(1);
+  // A check ping the server answered with an error (its transport up) is
+  // sent again after this long.
+  static constexpr absl::Duration kRecheckDelay = absl::Milliseconds(100);
 
   // Tries options.servers in order. A server that cannot be reached
   // (Unavailable, DeadlineExceeded) passes to the next; any other answer

@@ -78,9 +78,11 @@ void SessionTracker::WakeWaiters() {
   absl::MutexLock lock(&mu_);
 }
 
-uint64_t SessionTracker::AwaitRequest(absl::Time deadline) {
+uint64_t SessionTracker::AwaitRequest(absl::Time deadline, uint64_t seen) {
   absl::MutexLock lock(&mu_);
-  auto wanted = [this]() { return requested_ > done_ || FinalLocked(); };
+  auto wanted = [this, seen]() {
+    return (requested_ > done_ && requested_ > seen) || FinalLocked();
+  };
   mu_.AwaitWithDeadline(absl::Condition(&wanted), deadline);
   return requested_ > done_ && !FinalLocked() ? requested_ : 0;
 }

@@ -75,9 +75,10 @@ class SessionTracker {
 
   // --- Supervisor side. ---
 
-  // Waits until a check is requested, the state is final, or `deadline`.
-  // Returns the newest ticket requested and not yet checked, 0 for none.
-  uint64_t AwaitRequest(absl::Time deadline);
+  // Waits until a check newer than ticket `seen` is requested, the state
+  // is final, or `deadline`. Returns the newest ticket requested and not
+  // yet checked, 0 for none.
+  uint64_t AwaitRequest(absl::Time deadline, uint64_t seen = 0);
   // The connection answered: every ticket up to `ticket` is done.
   void CheckPassed(uint64_t ticket);
   // False (and nothing changes) when the state is already final.

@@ -48,6 +48,19 @@ TEST(SessionTrackerTest, ACheckDoesNotSatisfyLaterTickets) {
   EXPECT_EQ(tracker.AwaitRequest(absl::Now()), late);
 }
 
+TEST(SessionTrackerTest, AwaitRequestCanWaitForANewerTicket) {
+  SessionTracker tracker(NewSession("a:1"));
+  const uint64_t failed = tracker.RequestCheck();
+  // The ping for `failed` did not pass: the supervisor waits for its own
+  // recheck time unless a newer request comes.
+  const absl::Time start = absl::Now();
+  EXPECT_EQ(tracker.AwaitRequest(start + absl::Milliseconds(30), failed),
+            failed);
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(30));
+  const uint64_t newer = tracker.RequestCheck();
+  EXPECT_EQ(tracker.AwaitRequest(Soon(), failed), newer);
+}
+
 TEST(SessionTrackerTest, ReconnectHandsTheNewSessionToEveryWaiter) {
   const auto first = NewSession("a:1");
   const auto second = NewSession("b:2");
