@@ -412,6 +412,13 @@ ChannelApplyResult ChannelHost::Apply(const raft::Entry& entry,
 
 void ChannelHost::AfterApplyWritten() { fsm_->MarkWritten(); }
 
+absl::Status ChannelHost::InstallSnapshot(const ChannelSnapshot& image,
+                                          storage::WriteBatch* batch) {
+  // A leader never installs a snapshot; whatever was leader-side is stale.
+  StopLeading(absl::UnavailableError("channel leadership moved; retry"));
+  return fsm_->Install(image, batch);
+}
+
 bool ChannelHost::Serving() {
   if (!group_->serving()) return false;
   UpdateLeadership();  // serving waiters may run before the loop's update

@@ -95,6 +95,10 @@ class ChannelHost {
                            storage::WriteBatch* batch);
   // The apply batch with everything applied so far was written.
   void AfterApplyWritten();
+  // Replaces the state machine with a snapshot image (follower; its
+  // messages were fetched already).
+  absl::Status InstallSnapshot(const ChannelSnapshot& image,
+                               storage::WriteBatch* batch);
   // Starts or stops leading after raft role changes and applies.
   void UpdateLeadership();
   // Deliveries due now.

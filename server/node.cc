@@ -42,7 +42,11 @@ absl::Status OutcomeStatus(const ApplyOutcome& outcome) {
 }  // namespace
 
 Node::Node(const ServerConfig& config, const Clock* clock)
-    : config_(config), clock_(clock), self_(config.node().id()) {
+    : config_(config),
+      clock_(clock),
+      self_(config.node().id()),
+      transfers_(/*transfers_max=*/16,
+                 /*ttl_ns=*/int64_t{10} * 60 * 1000000000) {
   cluster_nodes_.push_back(self_);
   for (const PeerConfig& peer : config_.node().peers()) {
     cluster_nodes_.push_back(peer.id());
@@ -80,6 +84,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const ServerConfig& config,
   if (!kv.ok()) return kv.status();
   node->kv_ = *std::move(kv);
   node->store_ = std::make_unique<storage::ChannelStore>(node->kv_.get());
+  node->fetcher_ = std::make_unique<SnapshotFetcher>(
+      node->kv_.get(), config.node().cluster_name());
   if (absl::Status s = node->Recover(); !s.ok()) return s;
   return node;
 }
@@ -95,8 +101,14 @@ absl::StatusOr<std::unique_ptr<RaftGroup>> Node::OpenGroup(
   options.append_bytes_max = config_.raft().append_bytes_max();
   options.seed = config_.node().id();
   options.applied = applied;
+  SnapshotMaker maker;
+  if (group == kMetaGroup) {
+    maker = [this] { return MakeMetaSnapshot(); };
+  } else {
+    maker = [this, group] { return MakeChannelSnapshot(group); };
+  }
   absl::StatusOr<std::unique_ptr<RaftGroup>> opened =
-      RaftGroup::Open(kv_.get(), options);
+      RaftGroup::Open(kv_.get(), options, std::move(maker));
   if (!opened.ok()) {
     return absl::Status(
         opened.status().code(),
@@ -190,6 +202,7 @@ void Node::Stop() {
     stopping_ = true;
   }
   if (loop_thread_.joinable()) loop_thread_.join();
+  if (fetcher_ != nullptr) fetcher_->Stop();
   // The loop is gone: this thread owns the node now.
   RunTasks();
   const absl::Status status = absl::UnavailableError("server is shutting down");
@@ -256,6 +269,11 @@ void Node::Tick(int64_t now_ns) {
   for (auto& [id, host] : channels_) {
     host->group()->replica()->Tick();
     host->OnTick(now_ns);
+  }
+  if (now_ns >= next_compaction_ns_) {
+    next_compaction_ns_ = now_ns + 1000000000;  // once a second
+    CompactLogs();
+    transfers_.Expire(now_ns);
   }
   if (now_ns >= next_expiry_check_ns_) {
     next_expiry_check_ns_ =
@@ -331,6 +349,7 @@ void Node::ProcessReadies() {
     for (auto& [group, ready] : readies) {
       if (ready.soft_state) group->OnSoftState(*ready.soft_state);
       if (!ready.read_states.empty()) group->OnReadStates(ready.read_states);
+      if (ready.snapshot) InstallSnapshot(group, *ready.snapshot, &apply_batch);
       if (deleted_channels_.end() != std::find(deleted_channels_.begin(),
                                                deleted_channels_.end(),
                                                group->id())) {
@@ -409,32 +428,13 @@ void Node::ApplyMeta(const raft::Entry& entry, storage::WriteBatch* batch) {
              ? absl::UnavailableError("client stopped pinging and was dropped")
              : absl::CancelledError("client closed the connection")});
   }
-  const ChannelCreate& create = command.create_channel();
-  if (command.has_create_channel() && result.created &&
-      std::find(create.replicas().begin(), create.replicas().end(), self_) !=
-          create.replicas().end()) {
-    // This node holds a replica: its state machine and raft group start
-    // now, with every replica as a voter.
-    std::unique_ptr<ChannelFsm> fsm = ChannelFsm::Create(
-        store_.get(), result.channel_id, create.name(), create.limits(),
-        create.time_ns(), fsm_options_, batch);
-    raft::ConfState conf;
-    for (uint64_t node : create.replicas()) conf.add_voters(node);
-    storage::LogStore::Bootstrap(result.channel_id, conf, batch);
-    pending_fsms_[result.channel_id] = std::move(fsm);
-    created_channels_.push_back(
-        {result.channel_id,
-         create.replicas(result.channel_id % create.replicas_size()) == self_});
+  if (command.has_create_channel() && result.created) {
+    StageChannelCreate(*meta_->FindChannel(command.create_channel().name()),
+                       batch);
   }
   if (command.has_delete_channel() && result.status.ok()) {
-    const uint64_t id = result.channel_id;
-    if (ChannelHost* host = FindChannel(id)) {
-      host->Shutdown(absl::NotFoundError(absl::StrCat(
-          "channel '", command.delete_channel().name(), "' was deleted")));
-      store_->DeleteChannel(id, batch);
-      host->group()->log()->Destroy(batch);
-      deleted_channels_.push_back(id);
-    }
+    StageChannelDelete(result.channel_id, command.delete_channel().name(),
+                       batch);
   }
   meta_group_->Applied(entry.index(), entry.term(),
                        ApplyOutcome{absl::OkStatus(), nullptr, &result});
@@ -520,6 +520,10 @@ void Node::StepInbound(raft::NodeId from, std::vector<raft::Message> messages) {
                  << " from=" << from;
       continue;
     }
+    if (message.type() == raft::MSG_SNAPSHOT && message.group() != kMetaGroup) {
+      ReceiveChannelSnapshot(from, message);
+      continue;
+    }
     absl::Status status = group->replica()->Step(message);
     if (!status.ok()) {
       LOG(DEBUG) << "raft message refused group=" << message.group()
@@ -539,14 +543,231 @@ void Node::SendOutbound(
     }
     const bool sent =
         transport_ != nullptr && transport_->Send(to, std::move(messages));
-    if (sent) continue;
     for (const auto& [id, snapshot] : groups) {
       RaftGroup* group = FindGroup(id);
       if (group == nullptr) continue;
-      group->replica()->ReportUnreachable(to);
-      if (snapshot) group->replica()->ReportSnapshot(to, false);
+      if (!sent) group->replica()->ReportUnreachable(to);
+      // Raft waits for every snapshot to be reported. Once handed to the
+      // transport it is "sent": the follower fetches the messages and
+      // installs it, or the leader's probing finds it did not.
+      if (snapshot) group->replica()->ReportSnapshot(to, sent);
     }
   }
+}
+
+// ---- Snapshots and compaction ----
+
+absl::StatusOr<raft::SnapshotMetadata> Node::SnapshotMetadataAt(
+    RaftGroup* group, raft::Index index) {
+  absl::StatusOr<raft::Term> term = group->log()->TermAt(index);
+  if (!term.ok()) return term.status();
+  absl::StatusOr<raft::InitialState> initial = group->log()->LoadInitialState();
+  if (!initial.ok()) return initial.status();
+  raft::SnapshotMetadata metadata;
+  metadata.set_index(index);
+  metadata.set_term(*term);
+  // The membership as of the applied index: conf changes take effect when
+  // applied and are persisted then.
+  *metadata.mutable_conf_state() = initial->conf_state;
+  return metadata;
+}
+
+absl::StatusOr<raft::Snapshot> Node::MakeChannelSnapshot(uint64_t channel_id) {
+  ChannelHost* host = FindChannel(channel_id);
+  if (host == nullptr) return absl::UnavailableError("channel is gone");
+  const ChannelFsm& fsm = host->fsm();
+  // The store already holds everything applied (raft asks for snapshots
+  // outside the apply step), so a view of it matches the image.
+  absl::StatusOr<raft::SnapshotMetadata> metadata =
+      SnapshotMetadataAt(host->group(), fsm.applied_index());
+  if (!metadata.ok()) return metadata.status();
+  absl::StatusOr<std::unique_ptr<storage::Kv>> view = kv_->NewSnapshot();
+  if (!view.ok()) return view.status();
+  absl::StatusOr<uint64_t> transfer =
+      transfers_.Add(channel_id, *std::move(view), clock_->NowNs());
+  if (!transfer.ok()) {
+    return absl::UnavailableError(transfer.status().message());
+  }
+  GroupSnapshot image;
+  *image.mutable_channel() = fsm.Image();
+  image.mutable_channel()->set_source_node(self_);
+  image.mutable_channel()->set_transfer_id(*transfer);
+  raft::Snapshot snapshot;
+  *snapshot.mutable_metadata() = *std::move(metadata);
+  snapshot.set_data(image.SerializeAsString());
+  LOG(INFO) << "snapshot made channel=" << fsm.name()
+            << " index=" << snapshot.metadata().index()
+            << " messages=" << fsm.record().msgs() << " transfer=" << *transfer;
+  return snapshot;
+}
+
+absl::StatusOr<raft::Snapshot> Node::MakeMetaSnapshot() {
+  absl::StatusOr<raft::SnapshotMetadata> metadata =
+      SnapshotMetadataAt(meta_group_.get(), meta_->applied_index());
+  if (!metadata.ok()) return metadata.status();
+  GroupSnapshot image;
+  *image.mutable_meta() = meta_->Image();
+  raft::Snapshot snapshot;
+  *snapshot.mutable_metadata() = *std::move(metadata);
+  snapshot.set_data(image.SerializeAsString());
+  return snapshot;
+}
+
+void Node::ReceiveChannelSnapshot(raft::NodeId from, raft::Message message) {
+  const uint64_t channel_id = message.group();
+  GroupSnapshot image;
+  if (!image.ParseFromString(message.snapshot().data()) ||
+      !image.has_channel() ||
+      image.channel().record().channel_id() != channel_id) {
+    LOG(WARNING) << "malformed channel snapshot dropped group=" << channel_id
+                 << " from=" << from;
+    return;
+  }
+  const raft::NodeId source = image.channel().source_node();
+  std::string address;
+  for (const PeerConfig& peer : config_.node().peers()) {
+    if (peer.id() == source) address = peer.client_address();
+  }
+  if (address.empty()) {
+    LOG(WARNING) << "channel snapshot from a node with no known address"
+                 << " group=" << channel_id << " source=" << source;
+    return;
+  }
+  auto shared = std::make_shared<raft::Message>(std::move(message));
+  const bool started = fetcher_->Start(
+      channel_id, address, image.channel(),
+      [this, channel_id, shared](absl::Status status) {
+        // Fetch thread: hand the outcome to the loop.
+        Post([this, channel_id, shared, status] {
+          RaftGroup* group = FindGroup(channel_id);
+          if (!status.ok() || group == nullptr) {
+            LOG(WARNING) << "channel snapshot fetch failed group=" << channel_id
+                         << " " << status;
+            return;  // the leader sends another snapshot
+          }
+          absl::Status stepped = group->replica()->Step(*shared);
+          if (!stepped.ok()) {
+            LOG(WARNING) << "channel snapshot refused group=" << channel_id
+                         << " " << stepped;
+          }
+        });
+      });
+  if (started) {
+    LOG(INFO) << "fetching channel snapshot group=" << channel_id
+              << " index=" << shared->snapshot().metadata().index()
+              << " messages=" << image.channel().record().msgs()
+              << " source=" << source;
+  }
+}
+
+void Node::InstallSnapshot(RaftGroup* group, const raft::Snapshot& snapshot,
+                           storage::WriteBatch* batch) {
+  GroupSnapshot image;
+  CHECK(image.ParseFromString(snapshot.data()))
+      << "unparsable snapshot of group " << group->id();
+  const raft::Index index = snapshot.metadata().index();
+  if (group == meta_group_.get()) {
+    CHECK(image.has_meta());
+    meta_->Install(image.meta(), batch);
+    // Reconcile this node's channels with the installed directory.
+    absl::flat_hash_set<uint64_t> listed;
+    for (const auto& [name, entry] : meta_->channels()) {
+      listed.insert(entry.channel_id());
+      const bool replica =
+          std::find(entry.replicas().begin(), entry.replicas().end(), self_) !=
+          entry.replicas().end();
+      if (replica && FindChannel(entry.channel_id()) == nullptr &&
+          !pending_fsms_.contains(entry.channel_id())) {
+        StageChannelCreate(entry, batch);
+      }
+    }
+    for (const auto& [id, host] : channels_) {
+      if (!listed.contains(id))
+        StageChannelDelete(id, host->fsm().name(), batch);
+    }
+  } else {
+    ChannelHost* host = FindChannel(group->id());
+    CHECK(host != nullptr && image.has_channel());
+    absl::Status status = host->InstallSnapshot(image.channel(), batch);
+    // The messages were fetched before raft was allowed to install: a gap
+    // now means the store lost data. Never serve a channel with holes.
+    CHECK(status.ok()) << "installing the snapshot of channel "
+                       << host->fsm().name() << ": " << status;
+  }
+  group->AppliedSnapshot(index);
+  LOG(INFO) << "snapshot installed group=" << group->id() << " index=" << index;
+}
+
+void Node::CompactLogs() {
+  const raft::Index keep =
+      static_cast<raft::Index>(config_.raft().snapshot_entries());
+  storage::WriteBatch batch;
+  std::vector<RaftGroup*> compacted;
+  auto consider = [&](RaftGroup* group) {
+    const raft::Index applied = group->applied_index();
+    const raft::Index first = group->log()->FirstIndex();
+    if (applied < first + keep) return;
+    // Keep the most recent half so briefly lagging followers need no
+    // snapshot. The applied state up to `upto` was written before this
+    // batch in the same write-ahead log, so it is never durable without it.
+    const raft::Index upto = applied - keep / 2;
+    absl::StatusOr<raft::SnapshotMetadata> metadata =
+        SnapshotMetadataAt(group, upto);
+    if (!metadata.ok()) {
+      LOG(WARNING) << "cannot compact group=" << group->id() << " "
+                   << metadata.status();
+      return;
+    }
+    raft::Snapshot marker;
+    *marker.mutable_metadata() = *std::move(metadata);
+    absl::Status status = group->log()->StageCompaction(marker, &batch);
+    if (!status.ok()) {
+      LOG(WARNING) << "cannot compact group=" << group->id() << " " << status;
+      return;
+    }
+    compacted.push_back(group);
+  };
+  consider(meta_group_.get());
+  for (auto& [id, host] : channels_) consider(host->group());
+  if (compacted.empty()) return;
+  absl::Status status = kv_->Write(batch, /*sync=*/false);
+  CHECK(status.ok()) << "log compaction write failed: " << status;
+  for (RaftGroup* group : compacted) {
+    group->log()->OnPersisted();
+    LOG(DEBUG) << "log compacted group=" << group->id()
+               << " first_index=" << group->log()->FirstIndex();
+  }
+}
+
+void Node::StageChannelCreate(const ChannelDirectoryEntry& entry,
+                              storage::WriteBatch* batch) {
+  const auto& replicas = entry.replicas();
+  if (std::find(replicas.begin(), replicas.end(), self_) == replicas.end()) {
+    return;  // another node's channel
+  }
+  // This node holds a replica: its state machine and raft group start now,
+  // with every replica as a voter.
+  std::unique_ptr<ChannelFsm> fsm = ChannelFsm::Create(
+      store_.get(), entry.channel_id(), entry.name(), entry.limits(),
+      entry.created_ns(), fsm_options_, batch);
+  raft::ConfState conf;
+  for (uint64_t node : replicas) conf.add_voters(node);
+  storage::LogStore::Bootstrap(entry.channel_id(), conf, batch);
+  pending_fsms_[entry.channel_id()] = std::move(fsm);
+  created_channels_.push_back(
+      {entry.channel_id(),
+       replicas[entry.channel_id() % replicas.size()] == self_});
+}
+
+void Node::StageChannelDelete(uint64_t channel_id, const std::string& name,
+                              storage::WriteBatch* batch) {
+  ChannelHost* host = FindChannel(channel_id);
+  if (host == nullptr) return;
+  host->Shutdown(
+      absl::NotFoundError(absl::StrCat("channel '", name, "' was deleted")));
+  store_->DeleteChannel(channel_id, batch);
+  host->group()->log()->Destroy(batch);
+  deleted_channels_.push_back(channel_id);
 }
 
 // ---- Status ----

@@ -50,6 +50,8 @@
 #include "server/forwarder.h"
 #include "server/meta_fsm.h"
 #include "server/raft_group.h"
+#include "server/snapshot_fetcher.h"
+#include "server/snapshot_transfers.h"
 #include "server/subscriber_stream.h"
 #include "server/transport.h"
 #include "storage/channel_store.h"
@@ -106,6 +108,8 @@ class Node {
   void RunOnce(int64_t now_ns);
 
   const ServerConfig& config() const { return config_; }
+  // Channel snapshots being fetched from this node (SnapshotService).
+  const SnapshotTransfers* snapshot_transfers() const { return &transfers_; }
 
  private:
   Node(const ServerConfig& config, const Clock* clock);
@@ -168,6 +172,26 @@ class Node {
                   ClientClose::Reason reason, StatusDone done);
   void StepInbound(raft::NodeId from, std::vector<raft::Message> messages);
   ClusterStatusResponse BuildClusterStatus();
+
+  // ---- Snapshots and compaction (loop thread) ----
+  absl::StatusOr<raft::Snapshot> MakeChannelSnapshot(uint64_t channel_id);
+  absl::StatusOr<raft::Snapshot> MakeMetaSnapshot();
+  absl::StatusOr<raft::SnapshotMetadata> SnapshotMetadataAt(RaftGroup* group,
+                                                            raft::Index index);
+  // An incoming channel snapshot: fetch its messages, then step it.
+  void ReceiveChannelSnapshot(raft::NodeId from, raft::Message message);
+  // Installs a Ready's snapshot into the group's state machine.
+  void InstallSnapshot(RaftGroup* group, const raft::Snapshot& snapshot,
+                       storage::WriteBatch* batch);
+  // Compacts the raft logs of groups that applied snapshot_entries beyond
+  // their first index.
+  void CompactLogs();
+  // Creates this node's replica of a channel (directory entry applied by a
+  // command or a metadata snapshot); campaigns first if designated.
+  void StageChannelCreate(const ChannelDirectoryEntry& entry,
+                          storage::WriteBatch* batch);
+  void StageChannelDelete(uint64_t channel_id, const std::string& name,
+                          storage::WriteBatch* batch);
   RaftGroup* FindGroup(raft::GroupId group);
   void SendOutbound(
       absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound);
@@ -235,6 +259,9 @@ class Node {
 
   // The metadata group was bootstrapped by this run (a new cluster).
   bool fresh_cluster_ = false;
+  SnapshotTransfers transfers_;
+  std::unique_ptr<SnapshotFetcher> fetcher_;
+  int64_t next_compaction_ns_ = 0;
   int64_t next_tick_ns_ = 0;
   int64_t next_expiry_check_ns_ = 0;
   int64_t tick_ns_ = 0;

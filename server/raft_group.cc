@@ -20,21 +20,36 @@ absl::Status NotLeaderStatus(const absl::Status& status) {
 }  // namespace
 
 RaftGroup::RaftGroup(std::unique_ptr<storage::LogStore> log,
-                     std::unique_ptr<raft::Replica> replica)
-    : log_(std::move(log)), replica_(std::move(replica)) {}
+                     std::unique_ptr<GroupLogReader> reader)
+    : log_(std::move(log)), reader_(std::move(reader)) {}
 
 absl::StatusOr<std::unique_ptr<RaftGroup>> RaftGroup::Open(
-    storage::Kv* kv, const raft::ReplicaOptions& options) {
+    storage::Kv* kv, const raft::ReplicaOptions& options,
+    SnapshotMaker snapshot_maker) {
   absl::StatusOr<std::unique_ptr<storage::LogStore>> log =
       storage::LogStore::Open(kv, options.group);
   if (!log.ok()) return log.status();
-  absl::StatusOr<std::unique_ptr<raft::Replica>> replica =
-      raft::Replica::Create(options, log->get());
-  if (!replica.ok()) return replica.status();
+  auto reader =
+      std::make_unique<GroupLogReader>(log->get(), std::move(snapshot_maker));
   std::unique_ptr<RaftGroup> group(
-      new RaftGroup(*std::move(log), *std::move(replica)));
+      new RaftGroup(*std::move(log), std::move(reader)));
+  absl::StatusOr<std::unique_ptr<raft::Replica>> replica =
+      raft::Replica::Create(options, group->reader_.get());
+  if (!replica.ok()) return replica.status();
+  group->replica_ = *std::move(replica);
   group->applied_index_ = options.applied;
   return group;
+}
+
+void RaftGroup::AppliedSnapshot(raft::Index index) {
+  applied_index_ = std::max(applied_index_, index);
+  while (!waiters_.empty() && waiters_.begin()->first <= index) {
+    auto node = waiters_.extract(waiters_.begin());
+    node.mapped().done(ApplyOutcome{absl::UnavailableError(
+        "replaced by a snapshot before the outcome was known; retry")});
+  }
+  MaybeStartServing();
+  if (!read_waiters_.empty()) RunReadWaiters();
 }
 
 void RaftGroup::Propose(std::string data, ProposalDone done) {

@@ -18,6 +18,7 @@
 #define SPATE_SERVER_RAFT_GROUP_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,13 +46,46 @@ struct ApplyOutcome {
 
 using ProposalDone = absl::AnyInvocable<void(const ApplyOutcome&)>;
 using ServingDone = absl::AnyInvocable<void(absl::Status)>;
+// Builds a snapshot of the group's state machine as of its applied index
+// (raft calls it, through LogReader::GetSnapshot, when a follower needs
+// one). Unavailable asks raft to try again later.
+using SnapshotMaker = std::function<absl::StatusOr<raft::Snapshot>()>;
+
+// The LogReader raft sees: the group's LogStore for the log, and a fresh
+// snapshot of the state machine from `maker` (Spate does not keep state
+// images: the store is the state, and a snapshot is cut when needed).
+class GroupLogReader : public raft::LogReader {
+ public:
+  GroupLogReader(const storage::LogStore* log, SnapshotMaker maker)
+      : log_(log), maker_(std::move(maker)) {}
+  absl::StatusOr<raft::InitialState> LoadInitialState() const override {
+    return log_->LoadInitialState();
+  }
+  absl::StatusOr<std::vector<raft::Entry>> Entries(
+      raft::Index lo, raft::Index hi, uint64_t max_bytes) const override {
+    return log_->Entries(lo, hi, max_bytes);
+  }
+  absl::StatusOr<raft::Term> TermAt(raft::Index i) const override {
+    return log_->TermAt(i);
+  }
+  raft::Index FirstIndex() const override { return log_->FirstIndex(); }
+  raft::Index LastIndex() const override { return log_->LastIndex(); }
+  absl::StatusOr<raft::Snapshot> GetSnapshot() const override {
+    return maker_();
+  }
+
+ private:
+  const storage::LogStore* log_;
+  SnapshotMaker maker_;
+};
 
 class RaftGroup {
  public:
   // Opens the persisted group (its LogStore must have been bootstrapped)
   // and creates its replica; `applied` is the state machine's applied index.
   static absl::StatusOr<std::unique_ptr<RaftGroup>> Open(
-      storage::Kv* kv, const raft::ReplicaOptions& options);
+      storage::Kv* kv, const raft::ReplicaOptions& options,
+      SnapshotMaker snapshot_maker);
 
   raft::GroupId id() const { return replica_->group(); }
   raft::Replica* replica() { return replica_.get(); }
@@ -89,6 +123,9 @@ class RaftGroup {
   void ReadBarrier(int64_t deadline_ns, ServingDone done);
   // A Ready carried read states (the node calls this before applying).
   void OnReadStates(const std::vector<raft::ReadState>& states);
+  // The state machine installed a snapshot at `index`: proposals waiting at
+  // or below it cannot learn their outcome and fail UNAVAILABLE (retry).
+  void AppliedSnapshot(raft::Index index);
   void ExpireServingWaiters(int64_t now_ns);
   // Runs serving waiters if serving now.
   void MaybeStartServing();
@@ -100,7 +137,7 @@ class RaftGroup {
 
  private:
   RaftGroup(std::unique_ptr<storage::LogStore> log,
-            std::unique_ptr<raft::Replica> replica);
+            std::unique_ptr<GroupLogReader> reader);
 
   struct Waiter {
     raft::Term term;
@@ -119,6 +156,7 @@ class RaftGroup {
   void RunReadWaiters();
 
   std::unique_ptr<storage::LogStore> log_;
+  std::unique_ptr<GroupLogReader> reader_;
   std::unique_ptr<raft::Replica> replica_;
   absl::btree_map<raft::Index, Waiter> waiters_;
   std::vector<ServingWaiter> serving_waiters_;

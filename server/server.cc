@@ -53,6 +53,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.RegisterService(server->service_.get());
   server->admin_ = std::make_unique<AdminService>(server->node_.get());
   builder.RegisterService(server->admin_.get());
+  server->snapshots_ = std::make_unique<SnapshotService>(
+      server->node_->snapshot_transfers(), node_config.cluster_name());
+  builder.RegisterService(server->snapshots_.get());
   // A PubBatch holds at least one message of max_payload plus framing.
   builder.SetMaxReceiveMessageSize(static_cast<int>(
       server->config_.store().max_payload_bytes() + (4 << 20)));

@@ -19,6 +19,7 @@
 #include "server/forwarder.h"
 #include "server/grpc_transport.h"
 #include "server/node.h"
+#include "server/snapshot_service.h"
 #include "server/streaming_service.h"
 
 namespace spate::server {
@@ -48,6 +49,7 @@ class Server {
   std::unique_ptr<GrpcTransport> transport_;
   std::unique_ptr<StreamingService> service_;
   std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<SnapshotService> snapshots_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::string client_address_;
   bool stopped_ = false;

@@ -79,7 +79,7 @@ std::string DirectoryKeyOf(const ChannelDirectoryEntry& entry) {
 
 }  // namespace
 
-ChannelStore::ChannelStore(Kv* kv) : kv_(kv) { CHECK(kv_ != nullptr); }
+ChannelStore::ChannelStore(const Kv* kv) : kv_(kv) { CHECK(kv_ != nullptr); }
 
 // --- Messages ---
 

@@ -32,7 +32,7 @@ namespace spate::storage {
 
 class ChannelStore {
  public:
-  explicit ChannelStore(Kv* kv);
+  explicit ChannelStore(const Kv* kv);
 
   // --- Messages (Space::kMessages) ---
 
@@ -102,7 +102,7 @@ class ChannelStore {
   absl::StatusOr<std::vector<ChannelDirectoryEntry>> ListDirectory() const;
 
  private:
-  Kv* const kv_;
+  const Kv* const kv_;
 };
 
 }  // namespace spate::storage

@@ -533,6 +533,68 @@ TEST_F(ClusterTest, WipedFollowerCatchesUpThenLeaderKillLosesNothing) {
   EXPECT_EQ(all[300], "m300");
 }
 
+TEST_F(ClusterTest, WipedFollowerCatchesUpBySnapshotOfACompactedLog) {
+  // Logs compacted every 50 entries, channels trimmed to 200 messages: a
+  // wiped node can only come back through a snapshot plus fetched messages.
+  StartCluster(3, absl::StrCat(kNoExpiry,
+                               " raft { snapshot_entries: 50 }"
+                               " store { limits { max_msgs: 200 } }"));
+  auto conn = Connected(1, "c1");
+  for (int i = 1; i <= 300; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return conn->Publish("snap", absl::StrCat("m", i));
+                }).ok());
+  }
+  const int leader = LeaderOf("snap");
+  ASSERT_NE(leader, 0);
+  // Wait for a compaction on the leader (first_index moves up).
+  WaitFor(
+      [&] {
+        absl::StatusOr<ClusterStatusResponse> status = Status(leader);
+        if (!status.ok()) return false;
+        for (const GroupStatus& g : status->groups()) {
+          if (g.channel() == "snap") return g.first_index() > 1;
+        }
+        return false;
+      },
+      absl::Seconds(10));
+  const int follower = leader % 3 + 1;
+  ASSERT_TRUE(cluster_->Wipe(follower).ok()) << cluster_->Logs();
+  uint64_t first = 0, last = 0;
+  WaitFor(
+      [&] {
+        absl::StatusOr<ClusterStatusResponse> status = Status(follower);
+        if (!status.ok()) return false;
+        for (const GroupStatus& g : status->groups()) {
+          if (g.channel() == "snap") {
+            first = g.first_sequence();
+            last = g.last_sequence();
+          }
+        }
+        return last == 300;
+      },
+      absl::Seconds(60));
+  ASSERT_EQ(last, 300u) << cluster_->Logs();
+  EXPECT_EQ(first, 101u);
+  EXPECT_NE(cluster_->node(follower).Log().find("snapshot installed group=1"),
+            std::string::npos)
+      << "the wiped node did not catch up through a snapshot";
+
+  // The restored replica must be complete: lose the leader, read it all.
+  cluster_->Kill(leader);
+  std::map<uint64_t, std::string> all =
+      ReadAll(cluster_.get(), follower, "snap", 200);
+  ASSERT_EQ(all.size(), 200u);
+  EXPECT_EQ(all.begin()->first, 101u);
+  EXPECT_EQ(all[300], "m300");
+  // And publishing goes on with the next sequence.
+  auto again = Connected(follower, "c2");
+  absl::StatusOr<uint64_t> seq =
+      Retry([&] { return again->Publish("snap", "after"); });
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, 301u);
+}
+
 TEST_F(ClusterTest, LeadersOfThirtyChannelsSpreadOverTheNodes) {
   StartCluster(3, kNoExpiry);
   auto conn = Connected(1, "c1");

@@ -36,6 +36,7 @@ void Checker::OnStart(const raft::Replica& replica, const AppState& app) {
   t.applied = app.applied;
   // Compare the whole committed prefix it restarted with.
   t.seen_commit = 0;
+  t.leader_term = 0;
   if (app.applied > 0) CheckDigest(replica, app);
 }
 
@@ -195,9 +196,22 @@ void Checker::CheckLeader(const raft::Replica& replica) {
                       replica.id(), " both lead term ", replica.term()));
     return;
   }
+  const raft::RaftLog& log = replica.log();
+  NodeTrack& t = track(replica.id());
+  if (t.leader_term != replica.term()) {
+    t.leader_term = replica.term();
+    t.commit_as_new_leader = log.committed();
+  } else if (log.committed() > t.commit_as_new_leader) {
+    absl::StatusOr<raft::Term> term = log.TermAt(log.committed());
+    if (term.ok() && *term != replica.term()) {
+      Fail(absl::StrCat("commit rule (§5.4.2): ", Who(replica),
+                        " moved its commit index to ", log.committed(),
+                        ", an entry of term ", *term));
+      return;
+    }
+  }
   // Leader Completeness (§5.4.3), for the part of the committed prefix the
   // leader has not compacted into its snapshot.
-  const raft::RaftLog& log = replica.log();
   for (raft::Index i = std::max<raft::Index>(1, log.FirstIndex());
        i <= committed_.size(); ++i) {
     const Committed& c = committed_[i - 1];

@@ -16,6 +16,9 @@
 //                        its commit index) equals the first-seen committed
 //                        entry at that index; a node's commit index never
 //                        goes back while it runs.
+//   Commit rule (§5.4.2) a leader's commit index moves, within its term,
+//                        only onto an entry of its own term: older entries
+//                        commit only together with one of the leader's.
 //   Leader Completeness  a leader of term T holds every entry committed in
 //                        a term below T (the term in which the checker first
 //                        saw it committed, an upper bound of the real one).
@@ -96,6 +99,10 @@ class Checker : public HostObserver {
     raft::Index applied = 0;
     // Commit index already compared with the committed prefix.
     raft::Index seen_commit = 0;
+    // The term this node was last seen leading, and its commit index when
+    // first seen leading it.
+    raft::Term leader_term = 0;
+    raft::Index commit_as_new_leader = 0;
   };
   static constexpr raft::Term kUnknownTerm = ~raft::Term{0};
 

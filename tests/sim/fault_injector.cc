@@ -9,8 +9,13 @@
 namespace spate::sim {
 
 FaultInjector::FaultInjector(std::vector<NodeHost*> hosts, SimNetwork* network,
-                             base::Prng* prng, const Trace* trace)
-    : hosts_(std::move(hosts)), network_(network), prng_(prng), trace_(trace) {}
+                             base::Prng* prng, const Trace* trace,
+                             bool leader_churn)
+    : hosts_(std::move(hosts)),
+      network_(network),
+      prng_(prng),
+      trace_(trace),
+      leader_churn_(leader_churn) {}
 
 NetworkFaults FaultInjector::CalmNetwork() {
   NetworkFaults calm;
@@ -24,6 +29,10 @@ void FaultInjector::Note(const std::string& what) const {
 }
 
 void FaultInjector::Act() {
+  if (leader_churn_) {
+    ActOnLeader();
+    return;
+  }
   const uint64_t dice = prng_->Uniform(100);
   if (dice < 10) {
     CrashOne(PickHost(/*up=*/true));
@@ -41,6 +50,23 @@ void FaultInjector::Act() {
     ++stats_.heals;
     network_->Heal();
     Note("heal the network");
+  } else {
+    ChangeNetwork();
+  }
+}
+
+void FaultInjector::ActOnLeader() {
+  const uint64_t dice = prng_->Uniform(100);
+  if (dice < 35) {
+    IsolateLeader();
+  } else if (dice < 70) {
+    ++stats_.heals;
+    network_->Heal();
+    Note("heal the network");
+  } else if (dice < 80) {
+    CrashOne(FindLeader(hosts_));
+  } else if (dice < 95) {
+    RestartOne();
   } else {
     ChangeNetwork();
   }

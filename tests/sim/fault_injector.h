@@ -31,8 +31,11 @@ struct FaultStats {
 class FaultInjector {
  public:
   // hosts[i] is node i+1. Pointers must outlive the injector.
+  // With `leader_churn`, Act() mostly isolates, heals and crashes the
+  // current leader: short reigns that leave entries of many terms on
+  // different minorities (the ground of Raft's Figure 8).
   FaultInjector(std::vector<NodeHost*> hosts, SimNetwork* network,
-                base::Prng* prng, const Trace* trace);
+                base::Prng* prng, const Trace* trace, bool leader_churn);
 
   // One random fault.
   void Act();
@@ -49,6 +52,8 @@ class FaultInjector {
   NodeHost* PickHost(bool up);
   // Crashes `host`, if not null.
   void CrashOne(NodeHost* host);
+  // One fault of the leader-churn mix.
+  void ActOnLeader();
   // Cuts the leader off from every other node (Jepsen's partition-leader).
   void IsolateLeader();
   void RestartOne();
@@ -61,6 +66,7 @@ class FaultInjector {
   SimNetwork* network_;
   base::Prng* prng_;
   const Trace* trace_;
+  bool leader_churn_;
   FaultStats stats_;
 };
 

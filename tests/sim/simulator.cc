@@ -67,6 +67,8 @@ class Simulator {
   std::unique_ptr<FaultInjector> faults_;
   // Faults come every 20..fault_gap_max_ms_: the seed's fault intensity.
   SimTime fault_gap_max_ms_ = 600;
+  // Faults mostly aimed at the leader (FaultInjector).
+  bool leader_churn_ = false;
   bool faults_on_ = true;
   SimTime faults_end_ms_ = 0;
   uint64_t events_ = 0;
@@ -102,7 +104,8 @@ Simulator::Simulator(const SimOptions& options)
   }
   workload_ = std::make_unique<Workload>(hosts, &client_prng_, &trace_);
   faults_ =
-      std::make_unique<FaultInjector>(hosts, &network_, &fault_prng_, &trace_);
+      std::make_unique<FaultInjector>(hosts, &network_, &fault_prng_, &trace_,
+                                      leader_churn_);
 }
 
 void Simulator::Configure() {
@@ -123,6 +126,8 @@ void Simulator::Configure() {
   host_config_.compact_entries = Pick<raft::Index>(p, {4, 16, 64});
   o.uncommitted_bytes_max = Pick<uint64_t>(p, {64, 1024, 64 << 20});
   fault_gap_max_ms_ = Pick<SimTime>(p, {60, 150, 600, 2000});
+  leader_churn_ = p->Chance(1, 4);
+  if (leader_churn_) fault_gap_max_ms_ = 100;
   config_ = absl::StrCat("nodes=", options_.nodes, " pre_vote=", o.pre_vote,
                          " check_quorum=", o.check_quorum,
                          " inflight=", o.inflight_msgs_max,
@@ -132,7 +137,8 @@ void Simulator::Configure() {
                          "ms disk_latency<=", host_config_.disk_latency_max_ms,
                          "ms compact_entries=", host_config_.compact_entries,
                          " uncommitted_bytes=", o.uncommitted_bytes_max,
-                         " fault_gap<=", fault_gap_max_ms_, "ms");
+                         " fault_gap<=", fault_gap_max_ms_, "ms",
+                         leader_churn_ ? " leader_churn" : "");
 }
 
 void Simulator::ScheduleClient() {
@@ -147,7 +153,7 @@ void Simulator::ScheduleClient() {
 }
 
 void Simulator::ScheduleFault() {
-  queue_.After(fault_prng_.Range(20, fault_gap_max_ms_), [this] {
+  queue_.After(fault_prng_.Range(10, fault_gap_max_ms_), [this] {
     if (!faults_on_) return;
     faults_->Act();
     ScheduleFault();
