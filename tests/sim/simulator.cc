@@ -124,7 +124,7 @@ void Simulator::Configure() {
   host_config_.tick_drift_ms = Pick<SimTime>(p, {0, 1, 2});
   host_config_.disk_latency_max_ms = Pick<SimTime>(p, {0, 2, 8});
   host_config_.compact_entries = Pick<raft::Index>(p, {4, 16, 64});
-  o.uncommitted_bytes_max = Pick<uint64_t>(p, {64, 1024, 64 << 20});
+  o.uncommitted_bytes_max = Pick<uint64_t>(p, {256, 4096, 64 << 20});
   fault_gap_max_ms_ = Pick<SimTime>(p, {60, 150, 600, 2000});
   leader_churn_ = p->Chance(1, 4);
   if (leader_churn_) fault_gap_max_ms_ = 100;
