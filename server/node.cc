@@ -264,12 +264,17 @@ void Node::RunOnce(int64_t now_ns) {
 }
 
 void Node::Tick(int64_t now_ns) {
-  meta_group_->replica()->Tick();
+  const int quiesce_after = config_.raft().election_ticks();
+  meta_group_->Tick(quiesce_after);
   meta_group_->ExpireServingWaiters(now_ns);
+  bool all_quiesced = meta_group_->quiesced();
   for (auto& [id, host] : channels_) {
-    host->group()->replica()->Tick();
+    host->group()->Tick(quiesce_after);
     host->OnTick(now_ns);
+    all_quiesced &= host->group()->quiesced();
   }
+  WakeGroupsOfLostPeers();
+  all_quiesced_ = all_quiesced;
   if (now_ns >= next_compaction_ns_) {
     next_compaction_ns_ = now_ns + 1000000000;  // once a second
     CompactLogs();
@@ -302,7 +307,11 @@ bool Node::AnyReady() const {
 }
 
 int64_t Node::NextWakeNs(int64_t now_ns) const {
-  int64_t wake = std::min(next_tick_ns_, next_expiry_check_ns_);
+  // With every group quiesced no raft tick is needed: sleep until the next
+  // timer or task (whatever wakes a group arrives as a task, and the loop
+  // then ticks at once since the tick is overdue).
+  int64_t wake = std::min(next_expiry_check_ns_, next_compaction_ns_);
+  if (!all_quiesced_) wake = std::min(wake, next_tick_ns_);
   for (const auto& [id, host] : channels_) {
     wake = std::min(wake, host->NextDeadline());
   }
@@ -840,6 +849,22 @@ void Node::ClusterStatus(
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   if (!Post([this, shared] { (*shared)(BuildClusterStatus()); })) {
     (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
+}
+
+void Node::WakeGroupsOfLostPeers() {
+  if (transport_ == nullptr) return;
+  for (const PeerConfig& peer : config_.node().peers()) {
+    const bool up = transport_->PeerReachable(peer.id());
+    bool& was_up = peer_up_[peer.id()];
+    if (was_up && !up) {
+      // Quiesced followers hear nothing from a leader by design: a lost
+      // link to the leader's node is their only cue to elect another.
+      LOG(INFO) << "peer unreachable, waking its groups peer=" << peer.id();
+      meta_group_->WakeIfLedBy(peer.id());
+      for (auto& [id, host] : channels_) host->group()->WakeIfLedBy(peer.id());
+    }
+    was_up = up;
   }
 }
 

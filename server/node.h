@@ -196,6 +196,7 @@ class Node {
   void SendOutbound(
       absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound);
   void ExpireClients(int64_t now_ns);
+  void WakeGroupsOfLostPeers();
   int64_t AliveWindowNs() const;
   // OK when the client is registered with that connection (conn_id empty
   // matches any); NOT_FOUND otherwise. Counts as client activity.
@@ -262,6 +263,10 @@ class Node {
   SnapshotTransfers transfers_;
   std::unique_ptr<SnapshotFetcher> fetcher_;
   int64_t next_compaction_ns_ = 0;
+  // Every group was quiesced at the last tick: the loop may sleep longer.
+  bool all_quiesced_ = false;
+  // Transport reachability of each peer at the last tick.
+  absl::flat_hash_map<raft::NodeId, bool> peer_up_;
   int64_t next_tick_ns_ = 0;
   int64_t next_expiry_check_ns_ = 0;
   int64_t tick_ns_ = 0;

@@ -41,6 +41,26 @@ absl::StatusOr<std::unique_ptr<RaftGroup>> RaftGroup::Open(
   return group;
 }
 
+void RaftGroup::Tick(int quiesce_after_ticks) {
+  if (replica_->quiesced()) return;
+  // Checked before ticking: the last Ready round drained the outbox, while
+  // a tick may queue a heartbeat that would make the leader look busy.
+  if (replica_->Quiescent()) {
+    if (++quiescent_ticks_ >= quiesce_after_ticks) {
+      replica_->Quiesce();
+      quiescent_ticks_ = 0;
+      return;
+    }
+  } else {
+    quiescent_ticks_ = 0;
+  }
+  replica_->Tick();
+}
+
+void RaftGroup::WakeIfLedBy(raft::NodeId node) {
+  if (replica_->quiesced() && replica_->leader() == node) replica_->Tick();
+}
+
 void RaftGroup::AppliedSnapshot(raft::Index index) {
   applied_index_ = std::max(applied_index_, index);
   while (!waiters_.empty() && waiters_.begin()->first <= index) {

@@ -130,6 +130,16 @@ class RaftGroup {
   // Runs serving waiters if serving now.
   void MaybeStartServing();
 
+  // One raft tick unless the group is quiesced (idle groups cost nothing).
+  // A leader that stayed quiescent (everything committed, applied and
+  // acknowledged) for `quiesce_after_ticks` ticks quiesces: it tells its
+  // followers and stops being ticked until something happens.
+  void Tick(int quiesce_after_ticks);
+  bool quiesced() const { return replica_->quiesced(); }
+  // The leader's node is believed dead: a quiesced follower starts
+  // ticking again so it can elect a new leader.
+  void WakeIfLedBy(raft::NodeId node);
+
   // Fails every waiting proposal and serving waiter (leadership lost, group
   // removed, node stopping).
   void FailAll(const absl::Status& status);
@@ -161,6 +171,8 @@ class RaftGroup {
   absl::btree_map<raft::Index, Waiter> waiters_;
   std::vector<ServingWaiter> serving_waiters_;
   raft::Index applied_index_ = 0;
+  // Consecutive ticks this leader was quiescent.
+  int quiescent_ticks_ = 0;
   // Index of the first entry of this replica's current leadership term.
   raft::Index term_start_index_ = 0;
   absl::btree_map<uint64_t, ReadWaiter> read_waiters_;  // by context

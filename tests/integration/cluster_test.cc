@@ -595,6 +595,37 @@ TEST_F(ClusterTest, WipedFollowerCatchesUpBySnapshotOfACompactedLog) {
   EXPECT_EQ(*seq, 301u);
 }
 
+TEST_F(ClusterTest, QuiescedChannelFailsOverWhenItsLeaderDies) {
+  StartCluster(3, kNoExpiry);
+  auto conn = Connected(1, "c1");
+  ASSERT_TRUE(Retry([&] { return conn->Publish("quiet", "m1"); }).ok());
+  const int leader = LeaderOf("quiet");
+  ASSERT_NE(leader, 0);
+  // Idle groups stop ticking and heartbeating.
+  bool quiesced = false;
+  WaitFor(
+      [&] {
+        absl::StatusOr<ClusterStatusResponse> status = Status(leader);
+        if (!status.ok()) return false;
+        for (const GroupStatus& g : status->groups()) {
+          if (g.channel() == "quiet") quiesced = g.quiesced();
+        }
+        return quiesced;
+      },
+      absl::Seconds(20));
+  ASSERT_TRUE(quiesced);
+  cluster_->Kill(leader);
+  const int other = leader % 3 + 1;
+  auto again = Connected(other, "c2");
+  absl::StatusOr<uint64_t> seq =
+      Retry([&] { return again->Publish("quiet", "m2"); }, absl::Seconds(30));
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  EXPECT_EQ(*seq, 2u);
+  const int new_leader = LeaderOf("quiet");
+  EXPECT_NE(new_leader, 0);
+  EXPECT_NE(new_leader, leader);
+}
+
 TEST_F(ClusterTest, LeadersOfThirtyChannelsSpreadOverTheNodes) {
   StartCluster(3, kNoExpiry);
   auto conn = Connected(1, "c1");
