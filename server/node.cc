@@ -280,6 +280,10 @@ void Node::Tick(int64_t now_ns) {
     CompactLogs();
     transfers_.Expire(now_ns);
   }
+  if (now_ns >= next_balance_ns_) {
+    next_balance_ns_ = now_ns + 2000000000;  // every two seconds
+    BalanceLeaders();
+  }
   if (now_ns >= next_expiry_check_ns_) {
     next_expiry_check_ns_ =
         now_ns + config_.clients().ping_interval_ms() * 1000000 / 2;
@@ -849,6 +853,51 @@ void Node::ClusterStatus(
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   if (!Post([this, shared] { (*shared)(BuildClusterStatus()); })) {
     (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
+}
+
+void Node::BalanceLeaders() {
+  if (cluster_nodes_.size() < 2) return;
+  // Leaders per node among the channels this node replicates (in a 3-node
+  // cluster: all of them), counting only nodes that are up.
+  absl::flat_hash_map<raft::NodeId, int> leads;
+  int up_nodes = 0;
+  for (raft::NodeId node : cluster_nodes_) {
+    if (node == self_ || PeerUp(node)) {
+      leads[node] = 0;
+      ++up_nodes;
+    }
+  }
+  int channels = 0;
+  for (auto& [id, host] : channels_) {
+    ++channels;
+    auto it = leads.find(host->group()->leader_id());
+    if (it != leads.end()) ++it->second;
+  }
+  const int fair = (channels + up_nodes - 1) / std::max(up_nodes, 1);
+  int mine = leads[self_];
+  // A few transfers per round: every node converges without a stampede.
+  constexpr int kTransfersPerRound = 4;
+  int transfers = 0;
+  for (auto& [id, host] : channels_) {
+    if (mine <= fair || transfers >= kTransfersPerRound) break;
+    RaftGroup* group = host->group();
+    if (!group->serving()) continue;
+    raft::NodeId target = raft::kNoNode;
+    const raft::ReplicaStatus status = group->replica()->Status();
+    for (raft::NodeId node : status.conf_state.voters()) {
+      auto it = leads.find(node);
+      if (node == self_ || it == leads.end() || it->second + 1 > fair) continue;
+      if (target == raft::kNoNode || it->second < leads[target]) target = node;
+    }
+    if (target == raft::kNoNode) continue;
+    if (!group->replica()->TransferLeadership(target).ok()) continue;
+    LOG(INFO) << "transferring leadership to balance channel="
+              << host->fsm().name() << " to=" << target << " leads=" << mine
+              << " fair=" << fair;
+    --mine;
+    ++leads[target];
+    ++transfers;
   }
 }
 

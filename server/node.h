@@ -197,6 +197,9 @@ class Node {
       absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound);
   void ExpireClients(int64_t now_ns);
   void WakeGroupsOfLostPeers();
+  // Hands leadership of a few channels to less loaded replicas when this
+  // node leads more than its share (runs every two seconds).
+  void BalanceLeaders();
   int64_t AliveWindowNs() const;
   // OK when the client is registered with that connection (conn_id empty
   // matches any); NOT_FOUND otherwise. Counts as client activity.
@@ -263,6 +266,7 @@ class Node {
   SnapshotTransfers transfers_;
   std::unique_ptr<SnapshotFetcher> fetcher_;
   int64_t next_compaction_ns_ = 0;
+  int64_t next_balance_ns_ = 0;
   // Every group was quiesced at the last tick: the loop may sleep longer.
   bool all_quiesced_ = false;
   // Transport reachability of each peer at the last tick.

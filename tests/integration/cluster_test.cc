@@ -646,5 +646,41 @@ TEST_F(ClusterTest, LeadersOfThirtyChannelsSpreadOverTheNodes) {
   }
 }
 
+TEST_F(ClusterTest, LeadersRebalanceAfterANodeReturns) {
+  StartCluster(3, kNoExpiry);
+  auto conn = Connected(2, "c1");
+  for (int i = 0; i < 30; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return conn->Publish(absl::StrCat("bal.", i), "m");
+                }).ok());
+  }
+  cluster_->Kill(1);
+  // Node 1's channels fail over to 2 and 3.
+  auto leads_of = [&](int asked) {
+    std::map<uint64_t, int> leads;
+    absl::StatusOr<ClusterStatusResponse> status = Status(asked);
+    if (!status.ok()) return leads;
+    for (const GroupStatus& g : status->groups()) {
+      if (!g.channel().empty()) ++leads[g.leader_id()];
+    }
+    return leads;
+  };
+  WaitFor([&] { return leads_of(2)[1] == 0 && leads_of(2)[0] == 0; },
+          absl::Seconds(30));
+  ASSERT_TRUE(cluster_->StartNode(1).ok());
+  // Balancing hands node 1 its share back.
+  std::map<uint64_t, int> leads;
+  WaitFor(
+      [&] {
+        leads = leads_of(2);
+        return leads[1] >= 8 && leads[2] >= 8 && leads[3] >= 8;
+      },
+      absl::Seconds(60));
+  for (int id = 1; id <= 3; ++id) {
+    EXPECT_GE(leads[id], 8) << "node " << id;
+    EXPECT_LE(leads[id], 12) << "node " << id;
+  }
+}
+
 }  // namespace
 }  // namespace spate::testing

@@ -183,6 +183,7 @@ void FaultInjector::HealAll() {
   network_->set_faults(CalmNetwork());
   Note("heal everything: calm network, restart crashed nodes");
   for (NodeHost* h : hosts_) {
+    h->set_power_loss(false);
     if (!h->up()) h->Start();
   }
 }

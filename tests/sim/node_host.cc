@@ -150,6 +150,10 @@ void NodeHost::PumpReady() {
 }
 
 void NodeHost::FinishReady(const raft::Ready& ready) {
+  const raft::HardState& before = disk_.visible().log.hard_state();
+  const bool election = ready.hard_state.has_value() &&
+                        (ready.hard_state->term() != before.term() ||
+                         ready.hard_state->vote() != before.vote());
   // ready.h: persist, then send, then apply, then Advance.
   if (absl::Status s = Persist(ready); !s.ok()) {
     observer_->OnViolation(
@@ -167,6 +171,27 @@ void NodeHost::FinishReady(const raft::Ready& ready) {
   ready_in_flight_ = false;
   MaybeCompact();
   PumpReady();
+  MaybeLosePower(election);
+}
+
+void NodeHost::MaybeLosePower(bool election) {
+  const uint64_t per_mille = election ? config_.election_crash_per_mille
+                                      : config_.crash_per_mille;
+  if (!power_loss_ || per_mille == 0 || !prng_->Chance(per_mille, 1000)) {
+    return;
+  }
+  if (trace_->enabled()) {
+    trace_->Add(name(), election ? "power loss right after an election write"
+                                 : "power loss right after a Ready");
+  }
+  Crash();
+  const uint64_t incarnation = incarnation_;
+  queue_->After(prng_->Range(10, config_.restart_delay_max_ms),
+                [this, incarnation] {
+                  if (!up() && incarnation == incarnation_ && power_loss_) {
+                    Start();
+                  }
+                });
 }
 
 absl::Status NodeHost::Persist(const raft::Ready& ready) {

@@ -71,6 +71,14 @@ struct HostConfig {
   // Compact the log (snapshot at the applied index) once it holds this many
   // applied entries; 0 never compacts.
   raft::Index compact_entries = 16;
+  // Power loss right after a Ready was carried out (messages sent, writes
+  // perhaps unsynced), per mille of Readys, and per mille of Readys that
+  // changed the term or the vote (the writes elections hinge on). The node
+  // restarts 10..restart_delay_max_ms later. Off once
+  // set_power_loss(false).
+  uint64_t crash_per_mille = 0;
+  uint64_t election_crash_per_mille = 0;
+  SimTime restart_delay_max_ms = 300;
 };
 
 class NodeHost {
@@ -99,6 +107,8 @@ class NodeHost {
   void Start();
   // Power loss. Requires up().
   void Crash();
+  // Enables the power losses of HostConfig (on at construction).
+  void set_power_loss(bool enabled) { power_loss_ = enabled; }
 
   // Inputs; each runs the Ready loop afterwards. Require up().
   void Receive(const raft::Message& message);
@@ -122,6 +132,8 @@ class NodeHost {
   absl::Status Persist(const raft::Ready& ready);
   absl::Status ApplyCommitted(const raft::Ready& ready);
   void MaybeCompact();
+  // Power loss after `ready` (HostConfig), with a restart scheduled.
+  void MaybeLosePower(bool election);
   void TraceReady(const raft::Ready& ready) const;
   std::string name() const;
 
@@ -140,6 +152,7 @@ class NodeHost {
   SimTime tick_ms_ = 0;
   // A Ready was taken and its write has not finished.
   bool ready_in_flight_ = false;
+  bool power_loss_ = true;
 };
 
 // The up node leading in the highest term among `hosts`, null if none (what

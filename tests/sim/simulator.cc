@@ -125,6 +125,8 @@ void Simulator::Configure() {
   host_config_.disk_latency_max_ms = Pick<SimTime>(p, {0, 2, 8});
   host_config_.compact_entries = Pick<raft::Index>(p, {4, 16, 64});
   o.uncommitted_bytes_max = Pick<uint64_t>(p, {256, 4096, 64 << 20});
+  host_config_.crash_per_mille = Pick<uint64_t>(p, {0, 1, 3});
+  host_config_.election_crash_per_mille = Pick<uint64_t>(p, {0, 30, 100});
   fault_gap_max_ms_ = Pick<SimTime>(p, {60, 150, 600, 2000});
   leader_churn_ = p->Chance(1, 4);
   if (leader_churn_) fault_gap_max_ms_ = 100;
@@ -137,6 +139,8 @@ void Simulator::Configure() {
                          "ms disk_latency<=", host_config_.disk_latency_max_ms,
                          "ms compact_entries=", host_config_.compact_entries,
                          " uncommitted_bytes=", o.uncommitted_bytes_max,
+      " power_loss=", host_config_.crash_per_mille, "/",
+      host_config_.election_crash_per_mille, " per mille",
                          " fault_gap<=", fault_gap_max_ms_, "ms",
                          leader_churn_ ? " leader_churn" : "");
 }
@@ -237,7 +241,7 @@ void Simulator::Fill(SimResult* result) const {
   result->commands_committed = checker_.commands().size();
   result->last_index = checker_.max_committed();
   result->leader_terms = checker_.leader_terms();
-  result->crashes = faults_->stats().crashes;
+  for (const auto& h : hosts_) result->crashes += h->crashes();
   result->conf_changes = workload_->stats().conf_changes;
   result->messages = network_.stats().sent;
 }
