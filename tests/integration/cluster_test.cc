@@ -4,6 +4,8 @@
 #include "tests/testing/cluster.h"
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -680,6 +682,46 @@ TEST_F(ClusterTest, LeadersRebalanceAfterANodeReturns) {
     EXPECT_GE(leads[id], 8) << "node " << id;
     EXPECT_LE(leads[id], 12) << "node " << id;
   }
+}
+
+TEST_F(ClusterTest, WithoutQuorumRequestsFailQuicklyAndRetryably) {
+  StartCluster(3, kNoExpiry);
+  auto conn = Connected(1, "c1");
+  ASSERT_TRUE(Retry([&] { return conn->Publish("q", "m"); }).ok());
+  cluster_->Kill(2);
+  cluster_->Kill(3);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<uint64_t> seq = conn->Publish("q", "lost?");
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(seq.status().code(), absl::StatusCode::kUnavailable)
+      << seq.status();
+  EXPECT_LT(took, absl::Seconds(10));  // bounded, not a hang
+  // Nothing that failed is stored: with the quorum back, the next publish
+  // gets sequence 2 (or the retried one is deduplicated).
+  ASSERT_TRUE(cluster_->StartNode(2).ok());
+  absl::StatusOr<uint64_t> after =
+      Retry([&] { return conn->Publish("q", "m2"); });
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_LE(*after, 3u);
+}
+
+TEST(ClusterStartTest, DamagedStoreRefusesToStartWithAClearMessage) {
+  const std::string dir = ServerProcess::NewTempDir("damaged");
+  {
+    ServerProcess node(dir);
+    ASSERT_TRUE(node.Start().ok());
+    ASSERT_TRUE(node.Stop().ok());
+  }
+  // Damage every file of the store (CURRENT/MANIFEST included).
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (!entry.is_regular_file()) continue;
+    std::ofstream(entry.path(), std::ios::trunc) << "garbage";
+  }
+  ServerProcess again(dir);
+  absl::Status started = again.Start(absl::Seconds(30));
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(again.Log().find(dir), std::string::npos)
+      << "the error should name the data directory: " << again.Log();
 }
 
 }  // namespace

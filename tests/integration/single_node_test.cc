@@ -1,6 +1,7 @@
 // One spate-server process per test, driven over real gRPC: every client
 // behaviour of DESIGN.md §4 on a single node, including crash recovery.
 #include <algorithm>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/stream_client.h"
 
@@ -546,6 +548,82 @@ TEST_F(SingleNodeTest, MessagesAndHeadersSurviveARestart) {
   msg.set_client_id("c2");
   msg.set_conn_id(again.conn_id());
   EXPECT_EQ(again.PublishRaw(msg)->sequence(), 1u);
+}
+
+TEST_F(SingleNodeTest, MaxChannelsRefusesNewChannelsAndStoresNothing) {
+  StartServer("store { max_channels: 2 }");
+  auto conn = Connected("c1");
+  ASSERT_TRUE(conn->Publish("a", "m").ok());
+  ASSERT_TRUE(conn->Publish("b", "m").ok());
+  absl::Status status = conn->Publish("c", "m").status();
+  EXPECT_EQ(status.code(), StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("max_channels"), std::string::npos);
+  TestSubscriber sub(conn->stub(), conn->SubRequest("d"));
+  EXPECT_EQ(sub.WaitStarted().status().code(), StatusCode::kResourceExhausted);
+  // Existing channels keep working.
+  EXPECT_EQ(*conn->Publish("a", "m2"), 2u);
+}
+
+// The channel's status on the server, if the channel exists.
+std::optional<GroupStatus> ChannelStatus(const std::string& address,
+                                         const std::string& channel) {
+  auto stub = Admin::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  ClusterStatusResponse status;
+  if (!stub->ClusterStatus(&context, ClusterStatusRequest(), &status).ok()) {
+    return std::nullopt;
+  }
+  for (const GroupStatus& group : status.groups()) {
+    if (group.channel() == channel) return group;
+  }
+  return std::nullopt;
+}
+
+// Polls `done` every 50 ms until it holds or `timeout` passes.
+bool Eventually(const std::function<bool()>& done, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return done();
+}
+
+TEST_F(SingleNodeTest, MaxAgeRemovesOldMessagesOnATimer) {
+  StartServer("store { limits { max_age_ms: 300 } }");
+  auto conn = Connected("c1");
+  ASSERT_TRUE(conn->Publish("aging", "old").ok());
+  // No publish in between: the timer alone removes it.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        std::optional<GroupStatus> group =
+            ChannelStatus(server_->address(), "aging");
+        return group.has_value() && group->msgs() == 0;
+      },
+      absl::Seconds(10)));
+  ASSERT_EQ(*conn->Publish("aging", "new"), 2u);
+  TestSubscriber sub(conn->stub(), WithStart(conn->SubRequest("aging"), FIRST));
+  std::optional<MsgProto> first = sub.Next();
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->data(), "new");
+}
+
+TEST_F(SingleNodeTest, InactiveChannelIsDeleted) {
+  StartServer(
+      "store { channel_overrides { pattern: \"tmp.>\" limits { "
+      "max_inactivity_ms: 300 } } }");
+  auto conn = Connected("c1");
+  ASSERT_TRUE(conn->Publish("tmp.x", "m1").ok());
+  ASSERT_TRUE(conn->Publish("keep", "m1").ok());
+  EXPECT_TRUE(Eventually(
+      [&] { return !ChannelStatus(server_->address(), "tmp.x").has_value(); },
+      absl::Seconds(15)));
+  EXPECT_TRUE(ChannelStatus(server_->address(), "keep").has_value());
+  // Publishing creates it anew, from sequence 1.
+  EXPECT_EQ(*conn->Publish("tmp.x", "m2"), 1u);
+  EXPECT_EQ(*conn->Publish("keep", "m2"), 2u);
 }
 
 }  // namespace
