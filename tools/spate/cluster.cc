@@ -23,10 +23,15 @@ for its view of the cluster, and prints:
   - the raft groups (the metadata group and one per channel), each from
     its leader's view: leader, term, commit and applied index, each
     follower's lag (leader's last index minus the follower's match index,
-    as node:lag), and for channels the stored messages, bytes, first and
+    as node:lag,...), and for channels the stored messages, bytes, first and
     last sequence and subscriptions.
 A node that does not answer is shown down; the command fails only when no
 node answers. --json prints the merged data instead.)";
+
+// "1 node", "3 nodes".
+std::string Counted(int count, absl::string_view noun) {
+  return absl::StrCat(count, " ", noun, count == 1 ? "" : "s");
+}
 
 std::string NodeName(uint64_t id) { return id == 0 ? "?" : absl::StrCat(id); }
 
@@ -37,7 +42,7 @@ std::string LagCell(const GroupView& group) {
       lags.push_back(absl::StrCat(replica.node_id(), ":", replica.lag()));
     }
   }
-  return lags.empty() ? "-" : absl::StrJoin(lags, " ");
+  return lags.empty() ? "-" : absl::StrJoin(lags, ",");
 }
 
 void PrintNodes(const ClusterView& view, std::ostream& out) {
@@ -96,9 +101,10 @@ int RunCluster(const std::vector<std::string>& args, const Io& io) {
 void PrintClusterStatus(const ClusterView& view, std::ostream& out) {
   int up = 0;
   for (const NodeView& node : view.nodes()) up += node.up() ? 1 : 0;
-  out << "cluster \"" << view.cluster_name() << "\": " << view.nodes_size()
-      << " nodes (" << up << " up), " << view.channels() << " channels, "
-      << view.clients() << " clients\n\n";
+  out << "cluster \"" << view.cluster_name()
+      << "\": " << Counted(view.nodes_size(), "node") << " (" << up << " up), "
+      << Counted(view.channels(), "channel") << ", "
+      << Counted(view.clients(), "client") << "\n\n";
   PrintNodes(view, out);
   if (view.groups().empty()) return;
   out << "\n";
