@@ -136,6 +136,35 @@ TEST_F(SubTest, LostSubscriptionExitsWithTheError) {
   EXPECT_THAT(err_.str(), HasSubstr("spate sub: CANCELLED"));
 }
 
+TEST_F(SubTest, ABrokenStreamIsResubscribedAfterTheLastPrinted) {
+  Start({"orders", "--count=2"});
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_requests().size() == 1; }));
+  server_.service().Deliver(0, {Msg(1, "one")});
+  ASSERT_TRUE(Eventually([&] { return Acked().size() == 1; }));
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "leader moved"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_requests().size() == 2; }));
+  const SubscriptionRequest again = server_.service().subscribe_requests()[1];
+  EXPECT_EQ(again.start_position(), ::spate::SEQUENCE_START);
+  EXPECT_EQ(again.start_sequence(), 2u);
+  server_.service().Deliver(1, {Msg(2, "two")});
+  ASSERT_EQ(Wait(), kExitOk) << err_.str();
+  EXPECT_EQ(out_.str(), "[#1] one\n[#2] two\n");
+}
+
+TEST_F(SubTest, ZeroReconnectWaitMakesABrokenStreamFinal) {
+  Start({"orders", "--reconnect_wait=0"});
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_requests().size() == 1; }));
+  server_.service().EndSubscribeStreams(
+      grpc::Status(grpc::StatusCode::UNAVAILABLE, "leader moved"));
+  EXPECT_EQ(Wait(), kExitError);
+  EXPECT_THAT(err_.str(), HasSubstr("leader moved"));
+  EXPECT_EQ(server_.service().subscribe_requests().size(), 1u);
+}
+
 TEST_F(SubTest, ServerRefusalIsPrinted) {
   server_.service().set_subscribe_status(grpc::Status(
       grpc::StatusCode::ALREADY_EXISTS, "durable d is already in use"));
