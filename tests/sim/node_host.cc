@@ -175,8 +175,8 @@ void NodeHost::FinishReady(const raft::Ready& ready) {
 }
 
 void NodeHost::MaybeLosePower(bool election) {
-  const uint64_t per_mille = election ? config_.election_crash_per_mille
-                                      : config_.crash_per_mille;
+  const uint64_t per_mille =
+      election ? config_.election_crash_per_mille : config_.crash_per_mille;
   if (!power_loss_ || per_mille == 0 || !prng_->Chance(per_mille, 1000)) {
     return;
   }

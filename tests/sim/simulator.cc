@@ -103,9 +103,8 @@ Simulator::Simulator(const SimOptions& options)
     hosts.push_back(hosts_.back().get());
   }
   workload_ = std::make_unique<Workload>(hosts, &client_prng_, &trace_);
-  faults_ =
-      std::make_unique<FaultInjector>(hosts, &network_, &fault_prng_, &trace_,
-                                      leader_churn_);
+  faults_ = std::make_unique<FaultInjector>(hosts, &network_, &fault_prng_,
+                                            &trace_, leader_churn_);
 }
 
 void Simulator::Configure() {
@@ -139,8 +138,8 @@ void Simulator::Configure() {
                          "ms disk_latency<=", host_config_.disk_latency_max_ms,
                          "ms compact_entries=", host_config_.compact_entries,
                          " uncommitted_bytes=", o.uncommitted_bytes_max,
-      " power_loss=", host_config_.crash_per_mille, "/",
-      host_config_.election_crash_per_mille, " per mille",
+                         " power_loss=", host_config_.crash_per_mille, "/",
+                         host_config_.election_crash_per_mille, " per mille",
                          " fault_gap<=", fault_gap_max_ms_, "ms",
                          leader_churn_ ? " leader_churn" : "");
 }
