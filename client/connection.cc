@@ -170,6 +170,19 @@ absl::Status Connection::Flush(absl::Duration timeout) {
 absl::StatusOr<std::unique_ptr<Subscription>> Connection::Subscribe(
     std::string subject, SubscribeOptions options, MessageHandler handler) {
   RETURN_IF_ERROR(tracker_->CheckUsable());
+  if (tracker_->state() == SessionTracker::State::kReconnecting) {
+    // A subscribe on the session being replaced would only fail.
+    const std::shared_ptr<const Session> session = tracker_->session();
+    absl::StatusOr<std::shared_ptr<const Session>> verdict =
+        tracker_->AwaitCheck(tracker_->RequestCheck(),
+                             absl::Now() + session->options.connect_timeout);
+    if (absl::IsDeadlineExceeded(verdict.status())) {
+      return absl::UnavailableError(
+          absl::StrCat("subscribe to ", subject, ": still reconnecting after ",
+                       absl::FormatDuration(session->options.connect_timeout)));
+    }
+    RETURN_IF_ERROR(verdict.status());
+  }
   ASSIGN_OR_RETURN(
       std::shared_ptr<SubscriptionStream> stream,
       SubscriptionStream::Open(tracker_, std::move(subject), std::move(options),

@@ -39,10 +39,11 @@
 //       |                       +--reconnect_wait passed / refused--> kLost
 //       +--broken, reconnect_wait == 0 ----------------------------> kLost
 //   any --Close()--> kClosed
-// (the states of SessionTracker, session_tracker.h). Publish, PublishAsync
-// and Subscribe work while reconnecting (they wait or queue); once lost or
-// closed they fail with FailedPrecondition naming why; connect again for a
-// new Connection. Close() (or the destructor) ends subscriptions' streams
+// (the states of SessionTracker, session_tracker.h). While reconnecting,
+// Publish waits (within pub_ack_wait), PublishAsync queues, and Subscribe
+// waits up to connect_timeout (then UNAVAILABLE); once lost or closed they
+// fail with FailedPrecondition naming why; connect again for a new
+// Connection. Close() (or the destructor) ends subscriptions' streams
 // (durables keep their state), fails unacknowledged async publishes with
 // Cancelled, sends the Close RPC and joins every thread.
 //
@@ -124,7 +125,9 @@ class Connection {
   absl::Status Flush(absl::Duration timeout);
 
   // Subscribes and waits for the server's SubscriptionResponse (deadline
-  // connect_timeout); the server's refusal comes back as its status.
+  // connect_timeout, plus up to as much for a reconnection in progress);
+  // the server's refusal comes back as its status. The first subscribe is
+  // not retried: UNAVAILABLE (no leader yet) is the caller's to retry.
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(
       std::string subject, SubscribeOptions options, MessageHandler handler);
 

@@ -613,6 +613,35 @@ TEST(SubscriptionReconnectTest, SubscriptionsMoveToTheNextServer) {
   EXPECT_EQ((*plain_sub)->resubscribes(), 1);
 }
 
+TEST(SubscriptionReconnectTest, SubscribeWaitsForAReconnectionInProgress) {
+  FakeServer server;
+  ClientOptions client;
+  client.servers = {server.address()};
+  client.client_id = "sub-test";
+  client.ping_interval = absl::Milliseconds(10);
+  client.connect_timeout = absl::Seconds(5);
+  client.reconnected_handler = [&](const std::string&) {
+    server.service().set_ping_status(grpc::Status::OK);
+  };
+  auto connection = Connection::Connect(client);
+  ASSERT_TRUE(connection.ok()) << connection.status();
+  server.service().FailNextConnects(
+      4, grpc::Status(grpc::StatusCode::ALREADY_EXISTS, "still alive"));
+  server.service().set_ping_status(
+      grpc::Status(grpc::StatusCode::NOT_FOUND, "client was replaced"));
+  ASSERT_TRUE(Eventually(
+      [&] { return server.service().connect_requests().size() >= 2; }));
+  auto sub = (*connection)->Subscribe("orders", {}, [](const Message&) {});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  const auto connects = server.service().connect_requests();
+  ASSERT_EQ(connects.size(), 6u);
+  // Sent once, on the new connection.
+  const auto requests = server.service().subscribe_requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_EQ(requests[0].conn_id(), connects.back().conn_id());
+  EXPECT_NE(requests[0].conn_id(), connects[0].conn_id());
+}
+
 TEST_F(SubscriptionTest, ServerEndingTheStreamAfterUnsubscribeIsNoLoss) {
   server_.service().set_cancel_stream_on_unsubscribe(true);
   std::atomic<int> lost_calls{0};
