@@ -6,7 +6,8 @@
 //      check-quorum, flow-control windows, compaction threshold, disk
 //      latency) and the nodes start as the voters of a new group.
 //   2. Fault phase: `steps` events (ticks, deliveries, disk writes, client
-//      actions from Workload, faults from FaultInjector).
+//      actions from Workload, faults from FaultInjector, power losses
+//      right after Readys in NodeHost).
 //   3. Liveness phase: the faults stop (network healed and calm, crashed
 //      nodes restarted), clients stop proposing commands and only restore
 //      the full membership; within `liveness_ticks` raft ticks the group
