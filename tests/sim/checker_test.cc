@@ -140,6 +140,29 @@ TEST(CheckerTest, EntriesApplyInOrderAndCommandsOnce) {
               HasSubstr("applied command \"x\" at index 2"));
 }
 
+TEST(CheckerTest, LeaderCommitsOnlyEntriesOfItsTerm) {
+  // Node 1 is first seen leading term 2 with nothing committed...
+  TestReplica before(1, Voters({1}), 1);
+  ASSERT_TRUE(before.replica->Campaign().ok());
+  Checker checker(1);
+  ASSERT_TRUE(checker.CheckStep({before.replica.get()}).ok());
+  // ...and later, still leading term 2, with its commit index on an entry
+  // of term 1 (as if it had counted replicas of an old entry).
+  TestReplica after(1, Voters({1}), 1, {MakeEntry(1, 1, "x")});
+  raft::HardState hs = after.log.hard_state();
+  hs.set_commit(1);
+  after.log.SetHardState(hs);
+  raft::ReplicaOptions options;
+  options.id = 1;
+  options.group = 1;
+  after.replica = *raft::Replica::Create(options, &after.log);
+  ASSERT_TRUE(after.replica->Campaign().ok());
+  ASSERT_EQ(after.replica->term(), 2u);
+  ASSERT_EQ(after.replica->log().committed(), 1u);
+  const absl::Status s = checker.CheckStep({after.replica.get()});
+  EXPECT_THAT(std::string(s.message()), HasSubstr("commit rule"));
+}
+
 TEST(CheckerTest, LeaderHoldsEveryEntryCommittedInAnEarlierTerm) {
   // Node 1 saw (1, term 1) committed while in term 1.
   TestReplica a(1, Voters({1, 2}), 1);
