@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "tools/spate/bench.h"
 #include "tools/spate/channels.h"
 #include "tools/spate/cluster.h"
 #include "tools/spate/command.h"
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
   const std::vector<spate::cli::Command> commands = {
       spate::cli::PubCommand(),      spate::cli::SubCommand(),
       spate::cli::ChannelsCommand(), spate::cli::ChannelCommand(),
-      spate::cli::ClusterCommand(),
+      spate::cli::ClusterCommand(),  spate::cli::BenchCommand(),
   };
   const spate::cli::Io io{&std::cin, &std::cout, &std::cerr, &g_interrupted};
   return spate::cli::RunCli(commands,
