@@ -10,12 +10,15 @@
 #ifndef SPATE_TOOLS_SPATE_CLUSTER_VIEW_H_
 #define SPATE_TOOLS_SPATE_CLUSTER_VIEW_H_
 
+#include <google/protobuf/message.h>
+
 #include <string>
 #include <vector>
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "proto/admin.pb.h"
 #include "tools/spate/cluster_view.pb.h"
