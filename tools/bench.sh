@@ -27,6 +27,9 @@
 #   JETSTREAM_ANCHORS=DIR  the JetStream anchor scripts (default:
 #                          ../shared/anchors/jetstream beside the repo)
 #   SKIP_210=1             --compare-jetstream: only Debian's nats-server
+#   SPATE_BENCH_PERF=1     record each case with `perf record -g` on the
+#                          three servers: RUNDIR/perf-case<N>.data (needs
+#                          linux-perf; use with --keep or SPATE_BENCH_DIR)
 # Server processes are started and stopped by this script, by PID.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
@@ -136,6 +139,8 @@ if [ "$compare" = 1 ]; then
   (cd "$out/jetstream" && OURS_CMD="$ours_cmd" ./run.sh) || true
   anchor_out="$(ls -t "$out"/jetstream/runs/run-*.txt | head -1)"
   python3 "$repo/tools/bench_table.py" compare "$ours" "$anchor_out"
+  echo
+  python3 "$repo/tools/bench_table.py" suite "$ours"
   echo
   echo "Raw lines: $anchor_out (JetStream and our progress), $ours (Spate)"
   exit 0
@@ -253,7 +258,15 @@ failed=0
 bench_case() {
   local run="$1" case="$2"
   shift 2
-  local line
+  local line perf_pid=""
+  if [ "${SPATE_BENCH_PERF:-0}" = 1 ]; then
+    perf record -q -F 499 -g -p "$(
+      IFS=,
+      echo "${pids[*]}"
+    )" -o "$dir/run$run/perf-case$case.data" 2>/dev/null &
+    perf_pid=$!
+    sleep 0.5 # perf attaches
+  fi
   if line="$("$bin_cli" bench --json --label="$case" --server="$servers" \
     --server_pids="$(
       IFS=,
@@ -267,6 +280,10 @@ print(json.dumps(d))' "$run" >>"$results"
     log "case $case of run $run FAILED: spate bench $*"
     echo "{\"label\": \"$case\", \"run\": $run, \"failed\": true}" >>"$results"
     failed=1
+  fi
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
   fi
 }
 

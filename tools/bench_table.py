@@ -100,6 +100,10 @@ def median(values):
 def compare(results_path, anchor_path):
     ours = [r for r in load(results_path) if not r.get("failed")]
     js = parse_anchor(anchor_path)
+    with open(anchor_path) as f:
+        for line in f:
+            if line.startswith("# machine") or line.startswith("# disk"):
+                print(line.rstrip())
 
     def spate(case, role, field):
         vals = []
@@ -124,8 +128,8 @@ def compare(results_path, anchor_path):
         return median(vals)
 
     columns = [("2.9.10", "default"), ("2.10.27", "default"), ("2.10.27", "always")]
-    names = ["JS 2.9.10 (fsync every 2 min)", "JS 2.10.27 (fsync every 2 min)",
-             "JS 2.10.27 sync_interval=always (fsync before ack)"]
+    names = ["JS 2.9.10 fsync/2min", "JS 2.10.27 fsync/2min",
+             "JS 2.10.27 always (fsync before ack)"]
     rows_spec = [
         ("1", "1 pub async w1000 128 B R3: msgs/s", "pub", "msgs_per_s", ("async_pub", "128", "3")),
         ("1", "  publish->ack p50 ms", "pub", "p50_us", ("async_pub", "128", "3")),
@@ -138,7 +142,7 @@ def compare(results_path, anchor_path):
         ("5", "pub + durable sub: pub msgs/s", "pub", "msgs_per_s", None),
         ("5", "  sub msgs/s", "sub", "msgs_per_s", None),
         ("5", "  end-to-end p99 ms", "sub", "p99_us", None),
-        ("6", "catch-up read 200k (acked): msgs/s", "sub", "msgs_per_s", ("consume", "128", "3")),
+        ("6", "catch-up read 200k, acked: msgs/s", "sub", "msgs_per_s", ("consume", "128", "3")),
         ("7", "open loop 10k/s: publish->ack p99 ms", "pub", "p99_us", None),
         ("7", "  end-to-end p99 ms", "sub", "p99_us", None),
     ]
@@ -167,6 +171,8 @@ def compare(results_path, anchor_path):
     print("Durability differs: Spate fsyncs on a majority before every ack; JetStream's "
           "default (2.9.10, and 2.10 without sync_interval) fsyncs every 2 minutes, so its "
           "acks mean 'in the page cache of a quorum'. Only the 'always' column is like for like.")
+    print("Case 6: Spate's reader is a plain subscription with auto acks (MaxInFlight "
+          "1000); JetStream's is a durable pull consumer with explicit async acks (Fetch 1000).")
     print("Ratios are Spate/JetStream: above 1 is better for msgs/s, below 1 is better for "
           "latency. '-': no counterpart (jsbench has one publisher and no concurrent consumer).")
     print_table(header, rows)
