@@ -40,12 +40,14 @@ void NodeHost::Start() {
     return;
   }
   replica_ = *std::move(replica);
-  tick_ms_ = config_.tick_ms - config_.tick_drift_ms +
-             prng_->Range(0, 2 * config_.tick_drift_ms);
+  tick_period_us_ = config_.tick_ms * 1000 - config_.tick_drift_us +
+                    prng_->Range(0, 2 * config_.tick_drift_us);
+  started_ms_ = queue_->now();
+  ticks_ = 0;
   if (trace_->enabled()) {
     trace_->Add(name(),
                 absl::StrCat("start: ", replica_->Status().DebugString(),
-                             " tick=", tick_ms_, "ms"));
+                             " tick=", tick_period_us_, "us"));
   }
   observer_->OnStart(*replica_, app());
   ScheduleTick();
@@ -72,7 +74,9 @@ void NodeHost::Crash() {
 
 void NodeHost::ScheduleTick() {
   const uint64_t incarnation = incarnation_;
-  queue_->After(tick_ms_, [this, incarnation] { OnTick(incarnation); });
+  ++ticks_;
+  queue_->At(started_ms_ + ticks_ * tick_period_us_ / 1000,
+             [this, incarnation] { OnTick(incarnation); });
 }
 
 void NodeHost::OnTick(uint64_t incarnation) {

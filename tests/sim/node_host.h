@@ -62,10 +62,12 @@ class HostObserver {
 struct HostConfig {
   // id, group, seed and the raft knobs; `applied` is filled in at start.
   raft::ReplicaOptions options;
-  // A tick every tick_ms, give or take tick_drift_ms (drawn at each start:
-  // clocks of different nodes run at slightly different rates).
+  // A tick every tick_ms, each node's clock running fast or slow by up to
+  // tick_drift_us per tick (drawn at each start). Drift accumulates: tick k
+  // comes at start + k * (tick_ms * 1000 +- drift) microseconds, rounded
+  // to the millisecond.
   SimTime tick_ms = 10;
-  SimTime tick_drift_ms = 1;
+  uint64_t tick_drift_us = 0;
   // Each Ready's write takes 0..disk_latency_max_ms.
   SimTime disk_latency_max_ms = 2;
   // Compact the log (snapshot at the applied index) once it holds this many
@@ -148,8 +150,10 @@ class NodeHost {
   std::unique_ptr<raft::Replica> replica_;
   uint64_t incarnation_ = 0;
   uint64_t crashes_ = 0;
-  // This incarnation's tick interval.
-  SimTime tick_ms_ = 0;
+  // This incarnation's tick period, its start and the ticks it made.
+  uint64_t tick_period_us_ = 0;
+  SimTime started_ms_ = 0;
+  uint64_t ticks_ = 0;
   // A Ready was taken and its write has not finished.
   bool ready_in_flight_ = false;
   bool power_loss_ = true;

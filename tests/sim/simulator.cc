@@ -120,7 +120,7 @@ void Simulator::Configure() {
   o.append_bytes_max = Pick<uint64_t>(p, {8, 64, 1 << 20});
   o.committed_bytes_max = Pick<uint64_t>(p, {16, 1 << 20});
   host_config_.tick_ms = kTickMs;
-  host_config_.tick_drift_ms = Pick<SimTime>(p, {0, 1, 2});
+  host_config_.tick_drift_us = Pick<uint64_t>(p, {0, 20, 100});
   host_config_.disk_latency_max_ms = Pick<SimTime>(p, {0, 2, 8});
   host_config_.compact_entries = Pick<raft::Index>(p, {4, 16, 64});
   o.uncommitted_bytes_max = Pick<uint64_t>(p, {256, 4096, 64 << 20});
@@ -134,8 +134,8 @@ void Simulator::Configure() {
                          " inflight=", o.inflight_msgs_max,
                          " append_bytes=", o.append_bytes_max,
                          " committed_bytes=", o.committed_bytes_max,
-                         " tick_drift=", host_config_.tick_drift_ms,
-                         "ms disk_latency<=", host_config_.disk_latency_max_ms,
+                         " tick_drift=", host_config_.tick_drift_us,
+                         "us disk_latency<=", host_config_.disk_latency_max_ms,
                          "ms compact_entries=", host_config_.compact_entries,
                          " uncommitted_bytes=", o.uncommitted_bytes_max,
                          " power_loss=", host_config_.crash_per_mille, "/",

@@ -33,7 +33,7 @@
 
 namespace spate::sim {
 
-inline constexpr int kDefaultSteps = 20000;
+inline constexpr int kDefaultSteps = 30000;
 inline constexpr int kDefaultLivenessTicks = 3000;
 
 struct SimOptions {
