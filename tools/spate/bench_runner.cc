@@ -25,6 +25,9 @@ constexpr absl::Duration kPollInterval = absl::Milliseconds(10);
 // Bound on a publisher's final Flush; a stall or failure ends the run
 // earlier (Shutdown closes the connection, which ends the Flush).
 constexpr absl::Duration kFlushTimeout = absl::Minutes(10);
+// Backoff between Subscribe attempts answered UNAVAILABLE.
+constexpr absl::Duration kSubscribeRetryMin = absl::Milliseconds(20);
+constexpr absl::Duration kSubscribeRetryMax = absl::Milliseconds(500);
 
 int64_t SteadyNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -166,6 +169,28 @@ absl::Status BenchRunner::WarmUp() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::unique_ptr<client::Subscription>>
+BenchRunner::SubscribeWithRetry(client::Connection& connection,
+                                const std::string& channel,
+                                const client::SubscribeOptions& options,
+                                const client::MessageHandler& handler) {
+  // A new channel may still be electing its leader, or its leadership may
+  // be moving (leaders are balanced across nodes): the server then answers
+  // UNAVAILABLE, which is worth retrying, as the client does for publishes.
+  const absl::Time deadline = absl::Now() + config_.reconnect_wait;
+  absl::Duration backoff = kSubscribeRetryMin;
+  while (true) {
+    auto subscription = connection.Subscribe(channel, options, handler);
+    if (subscription.ok() ||
+        subscription.status().code() != absl::StatusCode::kUnavailable ||
+        absl::Now() + backoff > deadline || stop_.load()) {
+      return subscription;
+    }
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, kSubscribeRetryMax);
+  }
+}
+
 absl::Status BenchRunner::Subscribe() {
   for (const auto& subscriber : subscribers_) {
     client::SubscribeOptions options;
@@ -202,7 +227,7 @@ absl::Status BenchRunner::Subscribe() {
       }
     };
     auto subscription =
-        subscriber->connection->Subscribe(channel, options, handler);
+        SubscribeWithRetry(*subscriber->connection, channel, options, handler);
     if (!subscription.ok()) return subscription.status();
     subscriber->subscription = *std::move(subscription);
   }

@@ -37,6 +37,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "client/client.h"
 #include "tools/spate/bench_config.h"
 #include "tools/spate/bench_report.h"
 
@@ -69,6 +70,12 @@ class BenchRunner {
   absl::Status Connect();
   absl::Status WarmUp();
   absl::Status Subscribe();
+  // Connection::Subscribe, retried while the server answers UNAVAILABLE
+  // (for up to reconnect_wait).
+  absl::StatusOr<std::unique_ptr<client::Subscription>> SubscribeWithRetry(
+      client::Connection& connection, const std::string& channel,
+      const client::SubscribeOptions& options,
+      const client::MessageHandler& handler);
   void Publish(Publisher* publisher);
   void PublishSync(Publisher* publisher, const std::string& channel,
                    std::string* payload, int64_t stamp_nanos);
