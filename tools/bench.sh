@@ -27,6 +27,10 @@
 #   JETSTREAM_ANCHORS=DIR  the JetStream anchor scripts (default:
 #                          ../shared/anchors/jetstream beside the repo)
 #   SKIP_210=1             --compare-jetstream: only Debian's nats-server
+#   SPATE_BENCH_CONFIG=TEXT  protobuf text appended to every node's config
+#                          (e.g. 'store { sync_writes: false }', the named
+#                          unsafe mode, to see what fsync costs); the table
+#                          title then says so: not the standard suite
 #   SPATE_BENCH_PERF=1     record each case with `perf record -g` on the
 #                          three servers: RUNDIR/perf-case<N>.data (needs
 #                          linux-perf; use with --keep or SPATE_BENCH_DIR)
@@ -222,6 +226,7 @@ start_cluster() {
         echo "  }"
       done
       echo "}"
+      echo "${SPATE_BENCH_CONFIG:-}"
     } >"$cdir/node$id.conf"
     servers+="${servers:+,}127.0.0.1:${ports[$((id - 1))]}"
   done

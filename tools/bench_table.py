@@ -11,6 +11,7 @@
       non-zero rates, latencies and server CPU (the CI smoke test).
 """
 import json
+import os
 import re
 import statistics
 import sys
@@ -72,8 +73,13 @@ def suite(path):
             "%.2f" % r["server_cpu_s"], "%.0f" % r["msgs_per_server_cpu_s"],
             "%.1f-%.1f" % (r["loadavg_1m_start"], r["loadavg_1m_end"]),
         ])
-    print("Spate, 3 nodes on 127.0.0.1, replication 3, fsync before every ack; "
-          "latencies in ms; server CPU = sum over the 3 nodes during the case")
+    extra = os.environ.get("SPATE_BENCH_CONFIG", "").strip()
+    if extra:
+        setup = "NOT the standard setup: every node's config adds '%s'" % extra
+    else:
+        setup = "fsync before every ack"
+    print("Spate, 3 nodes on 127.0.0.1, replication 3, %s; latencies in ms; "
+          "server CPU = sum over the 3 nodes during the case" % setup)
     print_table(header, rows)
 
 
@@ -166,6 +172,10 @@ def compare(results_path, anchor_path):
             row.append(fmt(j, field))
             row.append("%.2fx" % (value / j) if (value is not None and j) else "-")
         rows.append(row)
+    extra = os.environ.get("SPATE_BENCH_CONFIG", "").strip()
+    if extra:
+        print("WARNING: NOT the standard setup, Spate's nodes ran with '%s': the "
+              "'fsync before ack' label below does not hold" % extra)
     print("Side by side on this machine, one invocation (JetStream anchor phases first, "
           "then Spate's suite; medians over %d Spate run(s) and over the anchor's lines)." % runs)
     print("Durability differs: Spate fsyncs on a majority before every ack; JetStream's "
