@@ -1,5 +1,6 @@
 // AdminService: the operator API (proto/admin.proto) on the client port —
-// cluster status for `spate cluster status` and tests.
+// cluster status, and adding/removing nodes (answered by the metadata
+// leader; other nodes say which node that is).
 // Threading: gRPC callback handlers; answers come from the node's loop.
 #ifndef SPATE_SERVER_ADMIN_SERVICE_H_
 #define SPATE_SERVER_ADMIN_SERVICE_H_
@@ -18,6 +19,12 @@ class AdminService final : public Admin::CallbackService {
   grpc::ServerUnaryReactor* ClusterStatus(
       grpc::CallbackServerContext* context, const ClusterStatusRequest* request,
       ClusterStatusResponse* response) override;
+  grpc::ServerUnaryReactor* AddNode(grpc::CallbackServerContext* context,
+                                    const AddNodeRequest* request,
+                                    AddNodeResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveNode(grpc::CallbackServerContext* context,
+                                       const RemoveNodeRequest* request,
+                                       RemoveNodeResponse* response) override;
 
  private:
   Node* node_;

@@ -74,7 +74,6 @@ class MessageBatch;
 namespace spate::server {
 
 // Node id → "host:port" of its cluster listener.
-using PeerAddresses = absl::btree_map<raft::NodeId, std::string>;
 
 struct GrpcTransportOptions {
   // Streams from nodes of another cluster are refused.
@@ -122,7 +121,7 @@ class GrpcTransport final : public Transport {
   // inbound streams refused from then on, peers whose address changed are
   // redialed. INVALID_ARGUMENT for a bad set (this node, id 0, empty
   // address); FAILED_PRECONDITION after Shutdown.
-  absl::Status SetPeers(const PeerAddresses& peers);
+  absl::Status SetPeers(const PeerAddresses& peers) override;
 
   // Idempotent; see the file comment. Afterwards Send drops everything and
   // the handler is never called again.

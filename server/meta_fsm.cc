@@ -1,5 +1,6 @@
 #include "server/meta_fsm.h"
 
+#include <algorithm>
 #include <utility>
 #include <vector>
 
@@ -24,6 +25,12 @@ absl::StatusOr<std::unique_ptr<MetaFsm>> MetaFsm::Load(
   for (ClientRecord& client : *clients) {
     std::string id = client.client_id();
     fsm->clients_.emplace(std::move(id), std::move(client));
+  }
+  absl::StatusOr<std::vector<NodeRecord>> nodes = store->ListNodes();
+  if (!nodes.ok()) return nodes.status();
+  for (NodeRecord& node : *nodes) {
+    const uint64_t id = node.node_id();
+    fsm->nodes_.emplace(id, std::move(node));
   }
   absl::StatusOr<std::vector<ChannelDirectoryEntry>> channels =
       store->ListDirectory();
@@ -102,6 +109,37 @@ MetaApplyResult MetaFsm::Apply(uint64_t index, const MetaCommand& command,
       channels_.erase(it);
       break;
     }
+    case MetaCommand::kUpsertNode: {
+      for (const NodeRecord& node : command.upsert_node().nodes()) {
+        store_->PutNode(node, batch);
+        nodes_[node.node_id()] = node;
+      }
+      break;
+    }
+    case MetaCommand::kDeleteNode: {
+      store_->DeleteNode(command.delete_node().node_id(), batch);
+      nodes_.erase(command.delete_node().node_id());
+      break;
+    }
+    case MetaCommand::kChannelReplicas: {
+      const ChannelReplicas& update = command.channel_replicas();
+      auto it = channels_.find(update.name());
+      if (it == channels_.end() ||
+          it->second.channel_id() != update.channel_id() ||
+          update.replicas().empty()) {
+        result.status = absl::NotFoundError(
+            absl::StrCat("unknown channel '", update.name(), "'"));
+        break;
+      }
+      ChannelDirectoryEntry& entry = it->second;
+      result.replicas_changed =
+          !std::equal(entry.replicas().begin(), entry.replicas().end(),
+                      update.replicas().begin(), update.replicas().end());
+      *entry.mutable_replicas() = update.replicas();
+      store_->PutDirectoryEntry(entry, batch);
+      result.channel_id = entry.channel_id();
+      break;
+    }
     case MetaCommand::KIND_NOT_SET:
       result.status = absl::InvalidArgumentError("empty metadata command");
       break;
@@ -116,6 +154,7 @@ MetaSnapshot MetaFsm::Image() const {
   *image.mutable_meta() = meta_;
   for (const auto& [id, client] : clients_) *image.add_clients() = client;
   for (const auto& [name, entry] : channels_) *image.add_channels() = entry;
+  for (const auto& [id, node] : nodes_) *image.add_nodes() = node;
   return image;
 }
 
@@ -124,9 +163,15 @@ void MetaFsm::Install(const MetaSnapshot& image, storage::WriteBatch* batch) {
   for (const auto& [name, entry] : channels_) {
     store_->DeleteDirectoryEntry(name, batch);
   }
+  for (const auto& [id, node] : nodes_) store_->DeleteNode(id, batch);
   clients_.clear();
   channels_.clear();
+  nodes_.clear();
   meta_ = image.meta();
+  for (const NodeRecord& node : image.nodes()) {
+    store_->PutNode(node, batch);
+    nodes_[node.node_id()] = node;
+  }
   for (const ClientRecord& client : image.clients()) {
     store_->PutClient(client, batch);
     clients_[client.client_id()] = client;

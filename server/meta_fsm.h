@@ -33,6 +33,8 @@ struct MetaApplyResult {
   // (false: it existed already).
   uint64_t channel_id = 0;
   bool created = false;
+  // ChannelReplicas: the replica set changed.
+  bool replicas_changed = false;
 };
 
 class MetaFsm {
@@ -58,6 +60,9 @@ class MetaFsm {
   const absl::btree_map<std::string, ChannelDirectoryEntry>& channels() const {
     return channels_;
   }
+  // The cluster's nodes (empty until the first metadata leader recorded
+  // the initial members).
+  const absl::btree_map<uint64_t, NodeRecord>& nodes() const { return nodes_; }
 
  private:
   explicit MetaFsm(const storage::ChannelStore* store) : store_(store) {}
@@ -67,6 +72,7 @@ class MetaFsm {
   MetaRecord meta_;
   absl::btree_map<std::string, ClientRecord> clients_;
   absl::btree_map<std::string, ChannelDirectoryEntry> channels_;
+  absl::btree_map<uint64_t, NodeRecord> nodes_;
 };
 
 }  // namespace spate::server

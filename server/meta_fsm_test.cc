@@ -106,5 +106,40 @@ TEST_F(MetaFsmTest, InstalledImageReplacesClientsAndChannels) {
   EXPECT_EQ(other->Apply(index_ + 1, create, &more).channel_id, 2u);
 }
 
+TEST_F(MetaFsmTest, NodesAndChannelReplicas) {
+  MetaCommand upsert;
+  NodeRecord* node = upsert.mutable_upsert_node()->add_nodes();
+  node->set_node_id(4);
+  node->set_client_address("127.0.0.1:4225");
+  Apply(upsert);
+  node->set_state(NodeRecord::LEAVING);
+  Apply(upsert);
+  ASSERT_EQ(fsm_->nodes().size(), 1u);
+  EXPECT_EQ(fsm_->nodes().at(4).state(), NodeRecord::LEAVING);
+
+  MetaCommand create;
+  create.mutable_create_channel()->set_name("orders");
+  for (uint64_t r : {1, 2, 3}) create.mutable_create_channel()->add_replicas(r);
+  const uint64_t id = Apply(create).channel_id;
+  MetaCommand replicas;
+  replicas.mutable_channel_replicas()->set_name("orders");
+  replicas.mutable_channel_replicas()->set_channel_id(id);
+  for (uint64_t r : {1, 2, 4}) {
+    replicas.mutable_channel_replicas()->add_replicas(r);
+  }
+  EXPECT_TRUE(Apply(replicas).replicas_changed);
+  EXPECT_FALSE(Apply(replicas).replicas_changed);  // same set again
+  replicas.mutable_channel_replicas()->set_channel_id(id + 1);
+  EXPECT_EQ(Apply(replicas).status.code(), absl::StatusCode::kNotFound);
+
+  std::unique_ptr<MetaFsm> reloaded = *MetaFsm::Load(&store_);
+  EXPECT_EQ(reloaded->nodes().at(4).client_address(), "127.0.0.1:4225");
+  EXPECT_EQ(reloaded->FindChannel("orders")->replicas(2), 4u);
+  MetaCommand forget;
+  forget.mutable_delete_node()->set_node_id(4);
+  Apply(forget);
+  EXPECT_TRUE(fsm_->nodes().empty());
+}
+
 }  // namespace
 }  // namespace spate::server

@@ -1,6 +1,8 @@
 #include "server/node.h"
 
 #include <algorithm>
+#include <iterator>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -10,6 +12,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "server/channel_limits.h"
+#include "server/placement.h"
 #include "storage/log_store.h"
 #include "storage/rocks_kv.h"
 
@@ -50,6 +53,7 @@ Node::Node(const ServerConfig& config, const Clock* clock)
   cluster_nodes_.push_back(self_);
   for (const PeerConfig& peer : config_.node().peers()) {
     cluster_nodes_.push_back(peer.id());
+    peers_[peer.id()] = peer;
   }
   std::sort(cluster_nodes_.begin(), cluster_nodes_.end());
   tick_ns_ = int64_t{config_.raft().tick_ms()} * 1000000;
@@ -126,7 +130,8 @@ absl::Status Node::Recover() {
   absl::StatusOr<std::unique_ptr<MetaFsm>> meta = MetaFsm::Load(store_.get());
   if (!meta.ok()) return meta.status();
   meta_ = *std::move(meta);
-  if (meta_->applied_index() == 0 && meta_->channels().empty()) {
+  if (meta_->applied_index() == 0 && meta_->channels().empty() &&
+      !config_.node().join()) {
     // A new node (or one that never applied anything): make sure the
     // metadata group exists with this node as its voter.
     absl::StatusOr<std::unique_ptr<storage::LogStore>> probe =
@@ -154,11 +159,16 @@ absl::Status Node::Recover() {
     meta_group_->replica()->Campaign().IgnoreError();  // best effort
   }
 
+  storage::WriteBatch leftovers;
   for (const auto& [name, entry] : meta_->channels()) {
     if (std::find(entry.replicas().begin(), entry.replicas().end(), self_) ==
             entry.replicas().end() &&
         entry.replicas_size() > 0) {
-      continue;  // another node's channel
+      // Another node's channel; drop what an earlier membership left here.
+      if (store_->GetChannel(entry.channel_id()).ok()) {
+        PurgeLocalGroup(entry.channel_id(), &leftovers);
+      }
+      continue;
     }
     absl::StatusOr<std::unique_ptr<ChannelFsm>> fsm =
         ChannelFsm::Load(store_.get(), entry.channel_id(), fsm_options_);
@@ -172,6 +182,11 @@ absl::Status Node::Recover() {
     if (!channel_group.ok()) return channel_group.status();
     channels_[entry.channel_id()] = std::make_unique<ChannelHost>(
         *std::move(fsm), *std::move(channel_group), host_options_, clock_);
+  }
+  if (!leftovers.empty()) {
+    if (absl::Status s = kv_->Write(leftovers, /*sync=*/true); !s.ok()) {
+      return s;
+    }
   }
   // No client has pinged this process yet: each may be replaced by a new
   // connection at once (it is not known to be alive), and is dropped if it
@@ -192,6 +207,7 @@ absl::Status Node::Recover() {
 void Node::Start() {
   CHECK(!started_);
   started_ = true;
+  RefreshPeers();
   loop_thread_ = std::thread([this] { Loop(); });
 }
 
@@ -279,6 +295,10 @@ void Node::Tick(int64_t now_ns) {
     next_compaction_ns_ = now_ns + 1000000000;  // once a second
     CompactLogs();
     transfers_.Expire(now_ns);
+  }
+  if (now_ns >= next_reconcile_ns_) {
+    next_reconcile_ns_ = now_ns + 1000000000;  // once a second
+    ReconcileMembership();
   }
   if (now_ns >= next_balance_ns_) {
     next_balance_ns_ = now_ns + 2000000000;  // every two seconds
@@ -392,7 +412,10 @@ void Node::ApplyEntries(RaftGroup* group,
       if (change.ParseFromString(entry.data())) {
         absl::StatusOr<raft::ConfState> conf =
             group->replica()->ApplyConfChange(change);
-        if (conf.ok()) group->log()->StageConfState(*conf, batch);
+        if (conf.ok()) {
+          group->log()->StageConfState(*conf, batch);
+          after_apply_.push_back([this] { RefreshPeers(); });
+        }
       }
       raft::Entry empty;
       empty.set_index(entry.index());
@@ -443,11 +466,14 @@ void Node::ApplyMeta(const raft::Entry& entry, storage::WriteBatch* batch) {
   }
   if (command.has_create_channel() && result.created) {
     StageChannelCreate(*meta_->FindChannel(command.create_channel().name()),
-                       batch);
+                       /*bootstrap=*/true, batch);
   }
   if (command.has_delete_channel() && result.status.ok()) {
     StageChannelDelete(result.channel_id, command.delete_channel().name(),
                        batch);
+  }
+  if (command.has_upsert_node() || command.has_delete_node()) {
+    after_apply_.push_back([this] { RefreshPeers(); });
   }
   meta_group_->Applied(entry.index(), entry.term(),
                        ApplyOutcome{absl::OkStatus(), nullptr, &result});
@@ -470,6 +496,13 @@ void Node::AfterApplyWritten() {
     LOG(INFO) << "channel deleted channel_id=" << id;
   }
   deleted_channels_.clear();
+  MaterializeCreatedChannels();
+  std::vector<absl::AnyInvocable<void()>> tasks;
+  tasks.swap(after_apply_);
+  for (auto& task : tasks) task();
+}
+
+void Node::MaterializeCreatedChannels() {
   std::vector<CreatedChannel> created;
   created.swap(created_channels_);
   for (const auto& [id, designated_leader] : created) {
@@ -487,9 +520,6 @@ void Node::AfterApplyWritten() {
         std::move(fsm), *std::move(group), host_options_, clock_);
     LOG(INFO) << "channel created channel=" << name << " channel_id=" << id;
   }
-  std::vector<absl::AnyInvocable<void()>> tasks;
-  tasks.swap(after_apply_);
-  for (auto& task : tasks) task();
 }
 
 ChannelHost* Node::FindChannel(uint64_t channel_id) {
@@ -638,8 +668,8 @@ void Node::ReceiveChannelSnapshot(raft::NodeId from, raft::Message message) {
   }
   const raft::NodeId source = image.channel().source_node();
   std::string address;
-  for (const PeerConfig& peer : config_.node().peers()) {
-    if (peer.id() == source) address = peer.client_address();
+  if (auto peer = peers_.find(source); peer != peers_.end()) {
+    address = peer->second.client_address();
   }
   if (address.empty()) {
     LOG(WARNING) << "channel snapshot from a node with no known address"
@@ -682,6 +712,7 @@ void Node::InstallSnapshot(RaftGroup* group, const raft::Snapshot& snapshot,
   if (group == meta_group_.get()) {
     CHECK(image.has_meta());
     meta_->Install(image.meta(), batch);
+    after_apply_.push_back([this] { RefreshPeers(); });
     // Reconcile this node's channels with the installed directory.
     absl::flat_hash_set<uint64_t> listed;
     for (const auto& [name, entry] : meta_->channels()) {
@@ -691,7 +722,7 @@ void Node::InstallSnapshot(RaftGroup* group, const raft::Snapshot& snapshot,
           entry.replicas().end();
       if (replica && FindChannel(entry.channel_id()) == nullptr &&
           !pending_fsms_.contains(entry.channel_id())) {
-        StageChannelCreate(entry, batch);
+        StageChannelCreate(entry, /*bootstrap=*/false, batch);
       }
     }
     for (const auto& [id, host] : channels_) {
@@ -753,23 +784,35 @@ void Node::CompactLogs() {
 }
 
 void Node::StageChannelCreate(const ChannelDirectoryEntry& entry,
-                              storage::WriteBatch* batch) {
+                              bool bootstrap, storage::WriteBatch* batch) {
   const auto& replicas = entry.replicas();
   if (std::find(replicas.begin(), replicas.end(), self_) == replicas.end()) {
     return;  // another node's channel
   }
+  if (!bootstrap) PurgeLocalGroup(entry.channel_id(), batch);
   // This node holds a replica: its state machine and raft group start now,
   // with every replica as a voter.
   std::unique_ptr<ChannelFsm> fsm = ChannelFsm::Create(
       store_.get(), entry.channel_id(), entry.name(), entry.limits(),
       entry.created_ns(), fsm_options_, batch);
-  raft::ConfState conf;
-  for (uint64_t node : replicas) conf.add_voters(node);
-  storage::LogStore::Bootstrap(entry.channel_id(), conf, batch);
+  if (bootstrap) {
+    raft::ConfState conf;
+    for (uint64_t node : replicas) conf.add_voters(node);
+    storage::LogStore::Bootstrap(entry.channel_id(), conf, batch);
+  }
   pending_fsms_[entry.channel_id()] = std::move(fsm);
   created_channels_.push_back(
       {entry.channel_id(),
-       replicas[entry.channel_id() % replicas.size()] == self_});
+       bootstrap && replicas[entry.channel_id() % replicas.size()] == self_});
+}
+
+void Node::PurgeLocalGroup(uint64_t channel_id, storage::WriteBatch* batch) {
+  // Whatever an earlier membership of this node left behind: a replica
+  // joins empty, or it would mix an old log with a new state machine.
+  store_->DeleteChannel(channel_id, batch);
+  absl::StatusOr<std::unique_ptr<storage::LogStore>> log =
+      storage::LogStore::Open(kv_.get(), channel_id);
+  if (log.ok()) (*log)->Destroy(batch);
 }
 
 void Node::StageChannelDelete(uint64_t channel_id, const std::string& name,
@@ -781,6 +824,319 @@ void Node::StageChannelDelete(uint64_t channel_id, const std::string& name,
   store_->DeleteChannel(channel_id, batch);
   host->group()->log()->Destroy(batch);
   deleted_channels_.push_back(channel_id);
+}
+
+// ---- Membership ----
+
+std::vector<uint64_t> Node::ActiveNodes() const {
+  if (meta_->nodes().empty()) {
+    return std::vector<uint64_t>(cluster_nodes_.begin(), cluster_nodes_.end());
+  }
+  std::vector<uint64_t> active;
+  for (const auto& [id, node] : meta_->nodes()) {
+    if (node.state() == NodeRecord::ACTIVE) active.push_back(id);
+  }
+  return active;
+}
+
+void Node::RefreshPeers() {
+  for (const PeerConfig& peer : config_.node().peers()) {
+    known_addresses_[peer.id()] = peer;
+  }
+  for (const auto& [id, node] : meta_->nodes()) {
+    PeerConfig& peer = known_addresses_[id];
+    peer.set_id(id);
+    peer.set_cluster_address(node.cluster_address());
+    peer.set_client_address(node.client_address());
+  }
+  // Peers: the node table (or the configured peers before it exists), and
+  // every member of a local group's current membership — a node being
+  // moved out keeps its links until no group of ours counts on it.
+  absl::flat_hash_set<raft::NodeId> wanted;
+  if (meta_->nodes().empty()) {
+    for (const PeerConfig& peer : config_.node().peers())
+      wanted.insert(peer.id());
+  } else {
+    for (const auto& [id, node] : meta_->nodes()) wanted.insert(id);
+  }
+  auto add_members = [&](RaftGroup* group) {
+    const raft::ConfState conf = group->replica()->Status().conf_state;
+    for (uint64_t id : conf.voters()) wanted.insert(id);
+    for (uint64_t id : conf.learners()) wanted.insert(id);
+  };
+  add_members(meta_group_.get());
+  for (auto& [id, host] : channels_) add_members(host->group());
+  wanted.erase(self_);
+  peers_.clear();
+  for (raft::NodeId id : wanted) {
+    auto known = known_addresses_.find(id);
+    if (known != known_addresses_.end()) peers_[id] = known->second;
+  }
+  cluster_nodes_.assign(1, self_);
+  PeerAddresses cluster;
+  absl::flat_hash_map<raft::NodeId, std::string> clients;
+  for (const auto& [id, peer] : peers_) {
+    cluster_nodes_.push_back(id);
+    cluster[id] = peer.cluster_address();
+    if (!peer.client_address().empty()) clients[id] = peer.client_address();
+  }
+  std::sort(cluster_nodes_.begin(), cluster_nodes_.end());
+  if (transport_ != nullptr) {
+    absl::Status status = transport_->SetPeers(cluster);
+    if (!status.ok()) LOG(WARNING) << "transport peers not updated: " << status;
+  }
+  if (forwarder_ != nullptr) forwarder_->SetAddresses(std::move(clients));
+}
+
+void Node::ReconcileMembership() {
+  ReconcileLocalReplicas();
+  for (auto& [id, host] : channels_) {
+    if (!host->group()->serving()) continue;
+    const ChannelDirectoryEntry* entry = meta_->FindChannel(host->fsm().name());
+    if (entry == nullptr || entry->replicas().empty()) continue;
+    ReconcileGroupMembers(host->group(),
+                          std::vector<uint64_t>(entry->replicas().begin(),
+                                                entry->replicas().end()));
+  }
+  if (meta_group_->serving()) ReconcileMetadataLeader();
+}
+
+void Node::ReconcileLocalReplicas() {
+  storage::WriteBatch batch;
+  for (const auto& [name, entry] : meta_->channels()) {
+    const auto& replicas = entry.replicas();
+    if (std::find(replicas.begin(), replicas.end(), self_) == replicas.end() ||
+        FindChannel(entry.channel_id()) != nullptr ||
+        pending_fsms_.contains(entry.channel_id())) {
+      continue;
+    }
+    // A replica moved here: join the group empty; its leader adds this
+    // node as a learner and catches it up.
+    LOG(INFO) << "joining channel as a new replica channel=" << name;
+    StageChannelCreate(entry, /*bootstrap=*/false, &batch);
+  }
+  for (auto& [id, host] : channels_) {
+    const ChannelDirectoryEntry* entry = meta_->FindChannel(host->fsm().name());
+    if (entry == nullptr) continue;  // deleted through its own command
+    const auto& replicas = entry->replicas();
+    if (std::find(replicas.begin(), replicas.end(), self_) != replicas.end()) {
+      continue;
+    }
+    // Moved away: drop the local copy once the group removed this node.
+    const raft::ConfState conf = host->group()->replica()->Status().conf_state;
+    const bool member =
+        std::find(conf.voters().begin(), conf.voters().end(), self_) !=
+            conf.voters().end() ||
+        std::find(conf.learners().begin(), conf.learners().end(), self_) !=
+            conf.learners().end();
+    if (member || (conf.voters().empty() && conf.learners().empty())) continue;
+    LOG(INFO) << "dropping replica moved to other nodes channel="
+              << host->fsm().name();
+    StageChannelDelete(id, host->fsm().name(), &batch);
+  }
+  if (batch.empty()) return;
+  absl::Status status = kv_->Write(batch, /*sync=*/true);
+  CHECK(status.ok()) << "replica change write failed: " << status;
+  for (uint64_t id : deleted_channels_) channels_.erase(id);
+  deleted_channels_.clear();
+  MaterializeCreatedChannels();
+}
+
+void Node::ReconcileGroupMembers(RaftGroup* group,
+                                 const std::vector<uint64_t>& desired) {
+  raft::Replica* replica = group->replica();
+  const raft::ReplicaStatus status = replica->Status();
+  if (status.role != raft::Role::kLeader ||
+      replica->pending_conf_index() > status.applied) {
+    return;  // not leading, or a change is still on its way
+  }
+  auto caught_up = [&](raft::NodeId node) {
+    for (const raft::PeerStatus& peer : status.peers) {
+      if (peer.id == node) return peer.match >= status.commit;
+    }
+    return false;
+  };
+  raft::NodeId transfer_to = raft::kNoNode;
+  std::optional<raft::ConfChange> change = NextConfChange(
+      desired, status.conf_state, self_, caught_up, &transfer_to);
+  if (change.has_value()) {
+    absl::StatusOr<raft::Index> index = replica->ProposeConfChange(*change);
+    LOG(INFO) << "membership change group=" << group->id() << " "
+              << raft::ConfChange::Type_Name(change->type())
+              << " node=" << change->node_id() << " "
+              << (index.ok() ? "proposed" : index.status().ToString());
+  } else if (transfer_to != raft::kNoNode) {
+    // This leader is being moved out: hand over first.
+    absl::Status status = replica->TransferLeadership(transfer_to);
+    LOG(INFO) << "leaving group=" << group->id()
+              << ": transferring leadership to=" << transfer_to << " "
+              << status;
+  }
+}
+
+void Node::ProposeChannelReplicas(const std::string& name,
+                                  std::vector<uint64_t> replicas) {
+  const ChannelDirectoryEntry* entry = meta_->FindChannel(name);
+  if (entry == nullptr || !replica_updates_in_flight_.insert(name).second) {
+    return;
+  }
+  MetaCommand command;
+  ChannelReplicas* update = command.mutable_channel_replicas();
+  update->set_name(name);
+  update->set_channel_id(entry->channel_id());
+  for (uint64_t node : replicas) update->add_replicas(node);
+  LOG(INFO) << "moving channel replicas channel=" << name
+            << " to=" << update->ShortDebugString();
+  ProposeMeta(command, [this, name](const ApplyOutcome&) {
+    replica_updates_in_flight_.erase(name);
+  });
+}
+
+void Node::ReconcileMetadataLeader() {
+  if (meta_->nodes().empty()) {
+    // A new cluster: record its configured members, all in one command.
+    if (recording_nodes_) return;
+    recording_nodes_ = true;
+    MetaCommand command;
+    for (raft::NodeId id : cluster_nodes_) {
+      NodeRecord* node = command.mutable_upsert_node()->add_nodes();
+      node->set_node_id(id);
+      if (id == self_) {
+        node->set_cluster_address(config_.node().cluster_address());
+        node->set_client_address(config_.node().client_address());
+      } else if (auto peer = peers_.find(id); peer != peers_.end()) {
+        node->set_cluster_address(peer->second.cluster_address());
+        node->set_client_address(peer->second.client_address());
+      }
+    }
+    ProposeMeta(command,
+                [this](const ApplyOutcome&) { recording_nodes_ = false; });
+    return;
+  }
+  const std::vector<uint64_t> active = ActiveNodes();
+  absl::flat_hash_set<uint64_t> holding;  // nodes holding replicas
+  for (const auto& [name, entry] : meta_->channels()) {
+    for (uint64_t node : entry.replicas()) holding.insert(node);
+  }
+  // Metadata membership: active nodes, plus leaving ones until their
+  // replicas moved away.
+  std::vector<uint64_t> desired = active;
+  for (const auto& [id, node] : meta_->nodes()) {
+    if (node.state() == NodeRecord::LEAVING && holding.contains(id)) {
+      desired.push_back(id);
+    }
+  }
+  std::sort(desired.begin(), desired.end());
+  ReconcileGroupMembers(meta_group_.get(), desired);
+
+  std::vector<ReplicaMove> moves =
+      PlanEvacuation(active, meta_->channels(), /*max_moves=*/8);
+  for (ReplicaMove& move : moves) {
+    ProposeChannelReplicas(move.channel, std::move(move.replicas));
+  }
+  if (moves.empty() && replica_updates_in_flight_.empty()) {
+    if (std::optional<ReplicaMove> move =
+            PlanRebalance(active, meta_->channels())) {
+      ProposeChannelReplicas(move->channel, std::move(move->replicas));
+    }
+  }
+  // Forget nodes that left completely.
+  const raft::ConfState conf = meta_group_->replica()->Status().conf_state;
+  for (const auto& [id, node] : meta_->nodes()) {
+    const bool member =
+        std::find(conf.voters().begin(), conf.voters().end(), id) !=
+            conf.voters().end() ||
+        std::find(conf.learners().begin(), conf.learners().end(), id) !=
+            conf.learners().end();
+    if (node.state() == NodeRecord::LEAVING && !holding.contains(id) &&
+        !member) {
+      MetaCommand command;
+      command.mutable_delete_node()->set_node_id(id);
+      LOG(INFO) << "node left the cluster node=" << id;
+      ProposeMeta(command, [](const ApplyOutcome&) {});
+    }
+  }
+}
+
+void Node::AddNode(const AddNodeRequest& request, int hops, StatusDone done) {
+  auto shared = std::make_shared<StatusDone>(std::move(done));
+  if (!Post([this, request, hops, shared] {
+        RouteMeta(
+            hops, Deadline(),
+            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
+              if (!leader.ok()) {
+                (*shared)(leader.status());
+                return;
+              }
+              if (*leader != self_) {
+                (*shared)(absl::UnavailableError(absl::StrCat(
+                    "node ", *leader, " leads the metadata group: ask it")));
+                return;
+              }
+              if (meta_->nodes().empty()) {
+                (*shared)(absl::UnavailableError(
+                    "the cluster's members are being recorded; retry"));
+                return;
+              }
+              if (meta_->nodes().contains(request.node_id()) &&
+                  meta_->nodes().at(request.node_id()).state() ==
+                      NodeRecord::ACTIVE) {
+                (*shared)(absl::OkStatus());  // already a member
+                return;
+              }
+              MetaCommand command;
+              NodeRecord* node = command.mutable_upsert_node()->add_nodes();
+              node->set_node_id(request.node_id());
+              node->set_cluster_address(request.cluster_address());
+              node->set_client_address(request.client_address());
+              ProposeMeta(command, [shared](const ApplyOutcome& outcome) {
+                (*shared)(OutcomeStatus(outcome));
+              });
+            });
+      })) {
+    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
+}
+
+void Node::RemoveNode(const RemoveNodeRequest& request, int hops,
+                      StatusDone done) {
+  auto shared = std::make_shared<StatusDone>(std::move(done));
+  if (!Post([this, request, hops, shared] {
+        RouteMeta(
+            hops, Deadline(),
+            [this, request, shared](absl::StatusOr<raft::NodeId> leader) {
+              if (!leader.ok()) {
+                (*shared)(leader.status());
+                return;
+              }
+              if (*leader != self_) {
+                (*shared)(absl::UnavailableError(absl::StrCat(
+                    "node ", *leader, " leads the metadata group: ask it")));
+                return;
+              }
+              auto it = meta_->nodes().find(request.node_id());
+              if (it == meta_->nodes().end()) {
+                (*shared)(absl::NotFoundError(absl::StrCat(
+                    "no node ", request.node_id(), " in the cluster")));
+                return;
+              }
+              if (it->second.state() == NodeRecord::ACTIVE &&
+                  ActiveNodes().size() <= 1) {
+                (*shared)(absl::FailedPreconditionError(
+                    "cannot remove the last active node"));
+                return;
+              }
+              MetaCommand command;
+              NodeRecord* leaving = command.mutable_upsert_node()->add_nodes();
+              *leaving = it->second;
+              leaving->set_state(NodeRecord::LEAVING);
+              ProposeMeta(command, [shared](const ApplyOutcome& outcome) {
+                (*shared)(OutcomeStatus(outcome));
+              });
+            });
+      })) {
+    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
 }
 
 // ---- Status ----
@@ -825,13 +1181,19 @@ ClusterStatusResponse Node::BuildClusterStatus() {
   me->set_client_address(config_.node().client_address());
   me->set_cluster_address(config_.node().cluster_address());
   me->set_reachable(true);
-  for (const PeerConfig& peer : config_.node().peers()) {
+  for (const auto& [id, peer] : peers_) {
     NodeStatus* node = response.add_nodes();
-    node->set_node_id(peer.id());
+    node->set_node_id(id);
     node->set_client_address(peer.client_address());
     node->set_cluster_address(peer.cluster_address());
-    node->set_reachable(transport_ != nullptr &&
-                        transport_->PeerReachable(peer.id()));
+    node->set_reachable(transport_ != nullptr && transport_->PeerReachable(id));
+  }
+  for (NodeStatus& node : *response.mutable_nodes()) {
+    auto record = meta_->nodes().find(node.node_id());
+    node.set_state(record == meta_->nodes().end() ||
+                           record->second.state() == NodeRecord::ACTIVE
+                       ? "active"
+                       : "leaving");
   }
   FillGroupStatus(*meta_group_->replica(), response.add_groups());
   for (auto& [id, host] : channels_) {
@@ -862,7 +1224,7 @@ void Node::BalanceLeaders() {
   // cluster: all of them), counting only nodes that are up.
   absl::flat_hash_map<raft::NodeId, int> leads;
   int up_nodes = 0;
-  for (raft::NodeId node : cluster_nodes_) {
+  for (raft::NodeId node : ActiveNodes()) {
     if (node == self_ || PeerUp(node)) {
       leads[node] = 0;
       ++up_nodes;
@@ -885,6 +1247,14 @@ void Node::BalanceLeaders() {
     if (!group->serving()) continue;
     raft::NodeId target = raft::kNoNode;
     const raft::ReplicaStatus status = group->replica()->Status();
+    // Leave groups whose membership is being moved alone.
+    const ChannelDirectoryEntry* entry = meta_->FindChannel(host->fsm().name());
+    if (entry == nullptr || status.conf_state.learners_size() > 0 ||
+        !std::equal(entry->replicas().begin(), entry->replicas().end(),
+                    status.conf_state.voters().begin(),
+                    status.conf_state.voters().end())) {
+      continue;
+    }
     for (raft::NodeId node : status.conf_state.voters()) {
       auto it = leads.find(node);
       if (node == self_ || it == leads.end() || it->second + 1 > fair) continue;
@@ -903,15 +1273,15 @@ void Node::BalanceLeaders() {
 
 void Node::WakeGroupsOfLostPeers() {
   if (transport_ == nullptr) return;
-  for (const PeerConfig& peer : config_.node().peers()) {
-    const bool up = transport_->PeerReachable(peer.id());
-    bool& was_up = peer_up_[peer.id()];
+  for (const auto& [peer, address] : peers_) {
+    const bool up = transport_->PeerReachable(peer);
+    bool& was_up = peer_up_[peer];
     if (was_up && !up) {
       // Quiesced followers hear nothing from a leader by design: a lost
       // link to the leader's node is their only cue to elect another.
-      LOG(INFO) << "peer unreachable, waking its groups peer=" << peer.id();
-      meta_group_->WakeIfLedBy(peer.id());
-      for (auto& [id, host] : channels_) host->group()->WakeIfLedBy(peer.id());
+      LOG(INFO) << "peer unreachable, waking its groups peer=" << peer;
+      meta_group_->WakeIfLedBy(peer);
+      for (auto& [id, host] : channels_) host->group()->WakeIfLedBy(peer);
     }
     was_up = up;
   }
@@ -1029,25 +1399,6 @@ void Node::RouteChannel(const std::string& name, bool create, int hops,
   host->group()->WhenRoutable(deadline_ns, retry(std::move(then)));
 }
 
-std::vector<uint64_t> Node::PlaceReplicas() const {
-  constexpr size_t kReplicas = 3;
-  if (cluster_nodes_.size() <= kReplicas) {
-    return std::vector<uint64_t>(cluster_nodes_.begin(), cluster_nodes_.end());
-  }
-  // The nodes holding the fewest replicas (ties: lower id).
-  absl::flat_hash_map<uint64_t, int> load;
-  for (uint64_t node : cluster_nodes_) load[node] = 0;
-  for (const auto& [name, entry] : meta_->channels()) {
-    for (uint64_t node : entry.replicas()) ++load[node];
-  }
-  std::vector<uint64_t> nodes(cluster_nodes_.begin(), cluster_nodes_.end());
-  std::stable_sort(nodes.begin(), nodes.end(),
-                   [&](uint64_t a, uint64_t b) { return load[a] < load[b]; });
-  nodes.resize(kReplicas);
-  std::sort(nodes.begin(), nodes.end());
-  return nodes;
-}
-
 void Node::CreateChannel(const std::string& name, StatusDone done) {
   auto& waiters = creating_[name];
   waiters.push_back(std::move(done));
@@ -1071,7 +1422,9 @@ void Node::CreateChannel(const std::string& name, StatusDone done) {
   create->set_name(name);
   *create->mutable_limits() = ResolveChannelLimits(name, config_.store());
   create->set_time_ns(clock_->NowNs());
-  for (uint64_t node : PlaceReplicas()) create->add_replicas(node);
+  for (uint64_t node : PlaceNewChannel(ActiveNodes(), meta_->channels())) {
+    create->add_replicas(node);
+  }
   // The waiters re-route once the channel's host exists (it is created
   // after the apply batch is written).
   ProposeMeta(command, [this, finish](const ApplyOutcome& outcome) {

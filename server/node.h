@@ -95,6 +95,11 @@ class Node {
                    StatusDone done);
   void Close(const CloseRequest& request, int hops, StatusDone done);
 
+  // Membership (Admin.AddNode / RemoveNode), answered by the metadata
+  // leader once the change is recorded; reconciliation does the rest.
+  void AddNode(const AddNodeRequest& request, int hops, StatusDone done);
+  void RemoveNode(const RemoveNodeRequest& request, int hops, StatusDone done);
+
   // A snapshot of this node's view of the cluster (Admin.ClusterStatus).
   void ClusterStatus(
       absl::AnyInvocable<void(absl::StatusOr<ClusterStatusResponse>)> done);
@@ -147,7 +152,6 @@ class Node {
                     int64_t deadline_ns, ChannelRouteDone then);
   // Metadata leader only: creates `name` (or finds it created meanwhile).
   void CreateChannel(const std::string& name, StatusDone done);
-  std::vector<uint64_t> PlaceReplicas() const;
   // CheckClient against this node's metadata replica, confirmed with the
   // metadata leader (read barrier) before refusing, since the replica may
   // lag behind a just-applied Connect.
@@ -188,10 +192,36 @@ class Node {
   void CompactLogs();
   // Creates this node's replica of a channel (directory entry applied by a
   // command or a metadata snapshot); campaigns first if designated.
-  void StageChannelCreate(const ChannelDirectoryEntry& entry,
+  // `bootstrap`: the channel is new, its replicas start as its voters.
+  // Otherwise this node joins an existing group empty and is caught up by
+  // its leader (a replica moved here).
+  void StageChannelCreate(const ChannelDirectoryEntry& entry, bool bootstrap,
                           storage::WriteBatch* batch);
   void StageChannelDelete(uint64_t channel_id, const std::string& name,
                           storage::WriteBatch* batch);
+  // Stages the deletion of any local data of channel `channel_id` (its
+  // messages, records and raft state), for a replica joining anew.
+  void PurgeLocalGroup(uint64_t channel_id, storage::WriteBatch* batch);
+  // Opens the raft groups of channels staged by StageChannelCreate/Join.
+  void MaterializeCreatedChannels();
+
+  // ---- Membership (loop thread) ----
+  // Nodes that hold replicas and vote: ACTIVE ones in the metadata group's
+  // node table (the configured members until it is recorded).
+  std::vector<uint64_t> ActiveNodes() const;
+  // Rebuilds peer addresses (config + node table) and hands them to the
+  // transport and the forwarder.
+  void RefreshPeers();
+  // Once a second: local replicas follow the directory, group leaders move
+  // memberships toward it, the metadata leader places replicas.
+  void ReconcileMembership();
+  void ReconcileLocalReplicas();
+  // Leader of `group`: the next single-server change toward `desired`.
+  void ReconcileGroupMembers(RaftGroup* group,
+                             const std::vector<uint64_t>& desired);
+  void ReconcileMetadataLeader();
+  void ProposeChannelReplicas(const std::string& name,
+                              std::vector<uint64_t> replicas);
   RaftGroup* FindGroup(raft::GroupId group);
   void SendOutbound(
       absl::btree_map<raft::NodeId, std::vector<raft::Message>> outbound);
@@ -214,6 +244,15 @@ class Node {
   const raft::NodeId self_;
   // Every node of the cluster, ascending (this one and the peers).
   std::vector<raft::NodeId> cluster_nodes_;
+  // Addresses of the other nodes: configured peers, then the node table.
+  absl::btree_map<raft::NodeId, PeerConfig> peers_;
+  // Every address ever learned (config, node table), kept after a node is
+  // forgotten while groups may still need to reach it.
+  absl::flat_hash_map<raft::NodeId, PeerConfig> known_addresses_;
+  // Channels whose ChannelReplicas proposal is in flight.
+  absl::flat_hash_set<std::string> replica_updates_in_flight_;
+  bool recording_nodes_ = false;
+  int64_t next_reconcile_ns_ = 0;
   Transport* transport_ = nullptr;
   Forwarder* forwarder_ = nullptr;
   // Publishes to forward, by (node, hops), sent once per loop iteration.

@@ -80,6 +80,9 @@ struct TransportStats {
   uint64_t streams_refused = 0;
 };
 
+// Node id → host:port of each peer's cluster listener.
+using PeerAddresses = absl::btree_map<raft::NodeId, std::string>;
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -94,6 +97,10 @@ class Transport {
   // reports such peers to raft (ReportUnreachable) and uses this for node
   // liveness and for waking quiesced groups.
   virtual bool PeerReachable(raft::NodeId peer) const = 0;
+
+  // Replaces the set of peers (cluster membership changed): new ones are
+  // dialled, removed ones disconnected and refused.
+  virtual absl::Status SetPeers(const PeerAddresses& peers) = 0;
 
   // Counters for monitoring: batches/messages/bytes sent and received per
   // peer, drops by reason.

@@ -67,6 +67,10 @@ std::string ChannelKeyOf(const ChannelRecord& record) {
   return ChannelRecordKey(record.channel_id());
 }
 
+std::string NodeKeyOf(const NodeRecord& record) {
+  return NodeKey(record.node_id());
+}
+
 std::string ClientKeyOf(const ClientRecord& record) {
   return ClientKey(record.client_id());
 }
@@ -213,6 +217,18 @@ absl::StatusOr<ClientRecord> ChannelStore::GetClient(
 void ChannelStore::DeleteClient(absl::string_view client_id,
                                 WriteBatch* batch) const {
   batch->Delete(Space::kState, ClientKey(client_id));
+}
+
+void ChannelStore::PutNode(const NodeRecord& record, WriteBatch* batch) const {
+  batch->Put(Space::kState, NodeKeyOf(record), EncodeRecord(record));
+}
+
+void ChannelStore::DeleteNode(uint64_t node_id, WriteBatch* batch) const {
+  batch->Delete(Space::kState, NodeKey(node_id));
+}
+
+absl::StatusOr<std::vector<NodeRecord>> ChannelStore::ListNodes() const {
+  return ListStored<NodeRecord>(*kv_, NodeRange(), NodeKeyOf);
 }
 
 absl::StatusOr<std::vector<ClientRecord>> ChannelStore::ListClients() const {

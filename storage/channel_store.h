@@ -87,6 +87,11 @@ class ChannelStore {
   // Every client, by client id.
   absl::StatusOr<std::vector<ClientRecord>> ListClients() const;
 
+  // --- Cluster nodes ('N' | node_id) ---
+  void PutNode(const NodeRecord& record, WriteBatch* batch) const;
+  void DeleteNode(uint64_t node_id, WriteBatch* batch) const;
+  absl::StatusOr<std::vector<NodeRecord>> ListNodes() const;
+
   // --- Cluster metadata ('M') ---
   void PutMeta(const MetaRecord& record, WriteBatch* batch) const;
   // NotFound before the first PutMeta.

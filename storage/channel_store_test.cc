@@ -270,3 +270,32 @@ TEST(ChannelStoreRocksTest, MessagesSurviveReopen) {
 
 }  // namespace
 }  // namespace spate::storage
+
+namespace spate::storage {
+namespace {
+
+TEST(ChannelStoreNodesTest, NodeRecordsRoundTrip) {
+  MemKv kv;
+  ChannelStore store(&kv);
+  WriteBatch batch;
+  NodeRecord node;
+  node.set_node_id(4);
+  node.set_cluster_address("127.0.0.1:6225");
+  store.PutNode(node, &batch);
+  node.set_node_id(2);
+  node.set_state(NodeRecord::LEAVING);
+  store.PutNode(node, &batch);
+  ASSERT_TRUE(kv.Write(batch, true).ok());
+  absl::StatusOr<std::vector<NodeRecord>> nodes = store.ListNodes();
+  ASSERT_TRUE(nodes.ok());
+  ASSERT_EQ(nodes->size(), 2u);
+  EXPECT_EQ((*nodes)[0].node_id(), 2u);  // ascending by id
+  EXPECT_EQ((*nodes)[0].state(), NodeRecord::LEAVING);
+  WriteBatch remove;
+  store.DeleteNode(2, &remove);
+  ASSERT_TRUE(kv.Write(remove, true).ok());
+  EXPECT_EQ(store.ListNodes()->size(), 1u);
+}
+
+}  // namespace
+}  // namespace spate::storage

@@ -11,6 +11,7 @@ constexpr size_t kU64Bytes = 8;
 constexpr char kChannelTag = 'C';
 constexpr char kSubscriptionTag = 'S';
 constexpr char kClientTag = 'L';
+constexpr char kNodeTag = 'N';
 constexpr char kMetaTag = 'M';
 constexpr char kDirectoryTag = 'D';
 
@@ -72,6 +73,11 @@ std::string DescribeStateKey(absl::string_view key) {
       return absl::StrCat("state client=\"", absl::CHexEscape(rest), "\"");
     case kMetaTag:
       if (rest.empty()) return "state meta";
+      break;
+    case kNodeTag:
+      if (rest.size() == kU64Bytes) {
+        return absl::StrCat("state node=", ReadU64(rest));
+      }
       break;
     case kDirectoryTag:
       return absl::StrCat("state directory name=\"", absl::CHexEscape(rest),
@@ -196,6 +202,14 @@ std::string ClientKey(absl::string_view client_id) {
 KeyRange ClientRange() { return PrefixRange(TagKey(kClientTag)); }
 
 std::string MetaKey() { return TagKey(kMetaTag); }
+
+std::string NodeKey(uint64_t node_id) {
+  std::string key = TagKey(kNodeTag);
+  AppendU64(node_id, &key);
+  return key;
+}
+
+KeyRange NodeRange() { return PrefixRange(TagKey(kNodeTag)); }
 
 std::string DirectoryKey(absl::string_view channel_name) {
   return absl::StrCat(TagKey(kDirectoryTag), channel_name);

@@ -19,6 +19,7 @@
 //                'L' | client_id bytes                 ClientRecord
 //                'M'                                   MetaRecord
 //                'D' | channel name bytes              ChannelDirectoryEntry
+//                'N' | node_id u64                     NodeRecord
 //
 // A channel's group id is its channel id; group 0 is the metadata group.
 // Ids of groups and channels must be < 2^64 - 1, so that every prefix has a
@@ -97,6 +98,9 @@ std::string SubscriptionKey(uint64_t channel_id, uint64_t sub_id);
 KeyRange SubscriptionRange(uint64_t channel_id);  // one channel's subs
 std::string ClientKey(absl::string_view client_id);
 KeyRange ClientRange();  // every client record
+
+std::string NodeKey(uint64_t node_id);
+KeyRange NodeRange();  // every node record
 std::string MetaKey();
 std::string DirectoryKey(absl::string_view channel_name);
 KeyRange DirectoryRange();  // every directory entry

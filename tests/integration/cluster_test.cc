@@ -20,22 +20,10 @@
 #include "gtest/gtest.h"
 #include "proto/admin.grpc.pb.h"
 #include "tests/testing/stream_client.h"
+#include "tests/testing/waits.h"
 
 namespace spate::testing {
 namespace {
-
-// Retries what a client retries (UNAVAILABLE) until `timeout`.
-template <typename Fn>
-auto Retry(Fn fn, absl::Duration timeout = absl::Seconds(20)) {
-  const absl::Time deadline = absl::Now() + timeout;
-  auto result = fn();
-  while (!result.ok() && absl::IsUnavailable(result.status()) &&
-         absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(50));
-    result = fn();
-  }
-  return result;
-}
 
 class ClusterTest : public ::testing::Test {
  protected:
@@ -63,38 +51,11 @@ class ClusterTest : public ::testing::Test {
     cluster_->StopAll();
   }
 
-  // This node's view of the cluster, or an error if it does not answer.
   absl::StatusOr<ClusterStatusResponse> Status(int node) {
-    auto channel = grpc::CreateChannel(cluster_->client_address(node),
-                                       grpc::InsecureChannelCredentials());
-    auto stub = Admin::NewStub(channel);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    ClusterStatusResponse response;
-    grpc::Status status =
-        stub->ClusterStatus(&context, ClusterStatusRequest(), &response);
-    if (!status.ok()) return FromGrpc(status);
-    return response;
+    return cluster_->Status(node);
   }
-
-  // The node that leads `channel` (asked of the running nodes), or 0.
-  int LeaderOf(const std::string& channel,
-               absl::Duration timeout = absl::Seconds(20)) {
-    const absl::Time deadline = absl::Now() + timeout;
-    while (absl::Now() < deadline) {
-      for (int id = 1; id <= cluster_->size(); ++id) {
-        if (!cluster_->node(id).running()) continue;
-        absl::StatusOr<ClusterStatusResponse> status = Status(id);
-        if (!status.ok()) continue;
-        for (const GroupStatus& group : status->groups()) {
-          if (group.channel() == channel && group.role() == "leader") {
-            return id;
-          }
-        }
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
-    return 0;
+  int LeaderOf(const std::string& channel) {
+    return cluster_->LeaderOf(channel);
   }
 
   std::unique_ptr<TestCluster> cluster_;
@@ -266,13 +227,6 @@ class DurableSubscriber {
 
 // Raw clients do not ping: keep them registered for the whole test.
 constexpr char kNoExpiry[] = "clients { ping_interval_ms: 600000 }";
-
-void WaitFor(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (!done() && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-}
 
 TEST_F(ClusterTest, AnyNodeServesPublishAndSubscribe) {
   StartCluster();

@@ -1,14 +1,20 @@
 #include "tests/testing/cluster.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "proto/admin.grpc.pb.h"
+#include "tests/testing/waits.h"
 
 namespace spate::testing {
 
-TestCluster::TestCluster(int nodes, std::string extra_config)
+TestCluster::TestCluster(int nodes, std::string extra_config, int members)
     : extra_config_(std::move(extra_config)),
+      members_(members > 0 ? members : nodes),
       root_(ServerProcess::NewTempDir("cluster")) {
   for (int i = 0; i < nodes; ++i) {
     client_addresses_.push_back(
@@ -28,19 +34,19 @@ std::string TestCluster::ConfigFor(int id) const {
   std::string config = absl::StrCat(
       "node { id: ", id, " cluster_name: \"test\" cluster_address: \"",
       cluster_addresses_[id - 1], "\"");
-  for (int peer = 1; peer <= static_cast<int>(cluster_addresses_.size());
-       ++peer) {
+  for (int peer = 1; peer <= members_; ++peer) {
     if (peer == id) continue;
     absl::StrAppend(&config, " peers { id: ", peer, " cluster_address: \"",
                     cluster_addresses_[peer - 1], "\" client_address: \"",
                     client_addresses_[peer - 1], "\" }");
   }
+  if (id > members_) absl::StrAppend(&config, " join: true");
   absl::StrAppend(&config, " }\n", extra_config_, "\n");
   return config;
 }
 
 absl::Status TestCluster::Start(absl::Duration timeout) {
-  for (int id = 1; id <= size(); ++id) {
+  for (int id = 1; id <= members_; ++id) {
     if (absl::Status status = StartNode(id, timeout); !status.ok()) {
       return status;
     }
@@ -71,6 +77,42 @@ absl::Status TestCluster::Wipe(int id) {
 
 std::string TestCluster::ClientAddresses() const {
   return absl::StrJoin(client_addresses_, ",");
+}
+
+absl::StatusOr<ClusterStatusResponse> TestCluster::Status(int id) {
+  auto stub = Admin::NewStub(grpc::CreateChannel(
+      client_address(id), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  ClusterStatusResponse response;
+  grpc::Status status =
+      stub->ClusterStatus(&context, ClusterStatusRequest(), &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  return response;
+}
+
+int TestCluster::LeaderOf(const std::string& channel, absl::Duration timeout) {
+  int leader = 0;
+  WaitFor(
+      [&] {
+        for (int id = 1; id <= size(); ++id) {
+          if (!node(id).running()) continue;
+          absl::StatusOr<ClusterStatusResponse> status = Status(id);
+          if (!status.ok()) continue;
+          for (const GroupStatus& group : status->groups()) {
+            if (group.channel() == channel && group.role() == "leader") {
+              leader = id;
+              return true;
+            }
+          }
+        }
+        return false;
+      },
+      timeout);
+  return leader;
 }
 
 std::string TestCluster::Logs() {

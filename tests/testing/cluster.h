@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "proto/admin.pb.h"
 #include "tests/testing/server_process.h"
 
 namespace spate::testing {
@@ -19,9 +21,14 @@ namespace spate::testing {
 class TestCluster {
  public:
   // `extra_config`: protobuf text appended to every node's ServerConfig.
-  explicit TestCluster(int nodes, std::string extra_config = "");
+  // Nodes after the first `members` (all by default) are spares: they are
+  // not configured members, start with `join: true` and list the members
+  // as peers, ready to be added with Admin.AddNode.
+  explicit TestCluster(int nodes, std::string extra_config = "",
+                       int members = 0);
 
-  // Starts every node (they elect leaders by themselves).
+  // Starts every member node (they elect leaders by themselves); spares
+  // are started with StartNode.
   absl::Status Start(absl::Duration timeout = absl::Seconds(60));
   absl::Status StartNode(int id, absl::Duration timeout = absl::Seconds(60));
   void Kill(int id);
@@ -35,15 +42,27 @@ class TestCluster {
   const std::string& client_address(int id) const {
     return client_addresses_.at(id - 1);
   }
+  const std::string& cluster_address(int id) const {
+    return cluster_addresses_.at(id - 1);
+  }
+  int members() const { return members_; }
   // "host:port,host:port,..." of every node (for clients).
   std::string ClientAddresses() const;
   // Every node's log, for failure messages.
   std::string Logs();
 
+  // Node `id`'s view of the cluster (Admin.ClusterStatus), or its error.
+  absl::StatusOr<ClusterStatusResponse> Status(int id);
+  // The node leading `channel` according to the running nodes, or 0 if none
+  // is found within `timeout`.
+  int LeaderOf(const std::string& channel,
+               absl::Duration timeout = absl::Seconds(20));
+
  private:
   std::string ConfigFor(int id) const;
 
   std::string extra_config_;
+  int members_;
   std::string root_;
   std::vector<std::string> client_addresses_;
   std::vector<std::string> cluster_addresses_;

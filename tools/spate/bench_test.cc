@@ -101,10 +101,14 @@ TEST_F(BenchTest, AsyncPublisherWithDurableManualAckSubscriber) {
   ExpectSaneRole(json["sub"], 3000);
   EXPECT_EQ(json["pub"]["errors"], 0);
   ASSERT_EQ(json["servers"].size(), 3u);
-  // Replicating 3000 messages costs every node some CPU.
+  // Replicating 3000 messages costs the cluster some CPU (a single
+  // follower may stay under one clock tick, 10 ms, in a run this short).
+  double cpu = 0;
   for (const nlohmann::json& server : json["servers"]) {
-    EXPECT_GT(server["cpu_s"].get<double>(), 0) << json["servers"];
+    EXPECT_GE(server["cpu_s"].get<double>(), 0) << json["servers"];
+    cpu += server["cpu_s"].get<double>();
   }
+  EXPECT_GT(cpu, 0) << json["servers"];
   EXPECT_GT(json["msgs_per_server_cpu_s"].get<double>(), 0);
 
   // A catch-up read of what is now stored (3000 + 1 warm-up message,
