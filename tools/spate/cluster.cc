@@ -1,11 +1,16 @@
 #include "tools/spate/cluster.h"
 
+#include <grpcpp/grpcpp.h>
+
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "proto/admin.grpc.pb.h"
 #include "tools/spate/cluster_view.h"
 #include "tools/spate/common.h"
 #include "tools/spate/table.h"
@@ -15,6 +20,16 @@ namespace {
 
 constexpr char kUsage[] =
     R"(usage: spate cluster status [--json] [--timeout DURATION]
+       spate cluster add NODE_ID CLUSTER_ADDRESS CLIENT_ADDRESS
+       spate cluster remove NODE_ID
+
+add: records a new node (started with `node { join: true }` and the
+existing members as its peers). It joins the metadata group as a learner,
+becomes a voter once caught up, and channel replicas move onto it until
+every node holds about as many. remove: moves the node's replicas to the
+other nodes, then takes it out of the metadata group; stop the node once
+`spate cluster status` no longer lists it. Both go to whichever --server
+leads the metadata group.
 
 Asks every node given with --server, and every node their answers list,
 for its view of the cluster, and prints:
@@ -76,9 +91,73 @@ void PrintGroups(const ClusterView& view, std::ostream& out) {
   table.Print(out);
 }
 
+// Sends a membership request to each --server until the metadata leader
+// accepts it (the others answer UNAVAILABLE naming the leader).
+template <typename Call>
+int Membership(const Io& io, const std::string& what, Call call) {
+  absl::Status last = absl::UnavailableError("no server given");
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (absl::Now() < deadline) {
+    for (const std::string& server : ServersFromFlags()) {
+      auto stub = Admin::NewStub(
+          grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+      const grpc::Status status = call(stub.get(), &context);
+      if (status.ok()) {
+        *io.out << what << "\n";
+        return kExitOk;
+      }
+      last = absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          status.error_message());
+      if (!absl::IsUnavailable(last)) return PrintError(io, "cluster", last);
+    }
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  return PrintError(io, "cluster", last);
+}
+
+int RunAdd(const std::vector<std::string>& args, const Io& io) {
+  uint64_t id = 0;
+  if (args.size() != 4 || !absl::SimpleAtoi(args[1], &id) || id == 0) {
+    return UsageError(io, "cluster",
+                      "expected `add NODE_ID CLUSTER_ADDRESS CLIENT_ADDRESS`");
+  }
+  AddNodeRequest request;
+  request.set_node_id(id);
+  request.set_cluster_address(args[2]);
+  request.set_client_address(args[3]);
+  return Membership(
+      io, absl::StrCat("node ", id, " added; replicas move onto it now"),
+      [&](Admin::Stub* stub, grpc::ClientContext* context) {
+        AddNodeResponse response;
+        return stub->AddNode(context, request, &response);
+      });
+}
+
+int RunRemove(const std::vector<std::string>& args, const Io& io) {
+  uint64_t id = 0;
+  if (args.size() != 2 || !absl::SimpleAtoi(args[1], &id) || id == 0) {
+    return UsageError(io, "cluster", "expected `remove NODE_ID`");
+  }
+  RemoveNodeRequest request;
+  request.set_node_id(id);
+  return Membership(
+      io,
+      absl::StrCat("node ", id,
+                   " is leaving; stop it once `spate cluster status` no "
+                   "longer lists it"),
+      [&](Admin::Stub* stub, grpc::ClientContext* context) {
+        RemoveNodeResponse response;
+        return stub->RemoveNode(context, request, &response);
+      });
+}
+
 int RunCluster(const std::vector<std::string>& args, const Io& io) {
+  if (!args.empty() && args[0] == "add") return RunAdd(args, io);
+  if (!args.empty() && args[0] == "remove") return RunRemove(args, io);
   if (args.size() != 1 || args[0] != "status") {
-    return UsageError(io, "cluster", "expected `status`");
+    return UsageError(io, "cluster", "expected `status`, `add` or `remove`");
   }
   ClusterView view;
   const absl::Status gathered = GatherFromFlags(&view);
@@ -121,7 +200,8 @@ void PrintClusterStatus(const ClusterView& view, std::ostream& out) {
 
 Command ClusterCommand() {
   return Command{"cluster",
-                 "cluster status: nodes, raft groups, leaders, follower lag",
+                 "cluster status|add|remove: nodes, groups, leaders, lag; "
+                 "membership",
                  kUsage,
                  {"json", "timeout"},
                  RunCluster};

@@ -19,6 +19,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tests/testing/waits.h"
 #include "tools/spate/cluster_view.h"
 #include "tools/spate/cluster_view.pb.h"
 #include "tools/spate/command.h"
@@ -232,6 +233,64 @@ TEST(ClusterCommandTest, RejectsAnUnknownSubcommand) {
   EXPECT_EQ(RunCli({ClusterCommand()}, {"spate", "cluster", "stats"}, io),
             kExitUsage);
   EXPECT_THAT(err.str(), HasSubstr("expected `status`"));
+}
+
+TEST(ClusterMembershipCommandTest, AddsAndRemovesANode) {
+  TestCluster cluster(4, "clients { ping_interval_ms: 600000 }",
+                      /*members=*/3);
+  ASSERT_TRUE(cluster.Start().ok()) << cluster.Logs();
+  ASSERT_TRUE(cluster.StartNode(4).ok()) << cluster.Logs();
+  std::istringstream in;
+  std::ostringstream out;
+  std::ostringstream err;
+  std::atomic<bool> interrupted{false};
+  const Io io{&in, &out, &err, &interrupted};
+  const std::string servers =
+      absl::StrCat(cluster.client_address(1), ",", cluster.client_address(2),
+                   ",", cluster.client_address(3));
+  auto meta_voters = [&]() {
+    std::vector<uint64_t> voters;
+    absl::StatusOr<ClusterStatusResponse> status = cluster.Status(1);
+    if (!status.ok()) return voters;
+    for (const GroupStatus& group : status->groups()) {
+      if (group.group_id() == 0) {
+        voters.assign(group.voters().begin(), group.voters().end());
+      }
+    }
+    return voters;
+  };
+  auto has = [](const std::vector<uint64_t>& v, uint64_t x) {
+    return std::find(v.begin(), v.end(), x) != v.end();
+  };
+
+  EXPECT_EQ(RunCli({ClusterCommand()},
+                   {"spate", "cluster", "add", "4", cluster.cluster_address(4),
+                    cluster.client_address(4), "--server", servers},
+                   io),
+            kExitOk)
+      << err.str();
+  EXPECT_THAT(out.str(), HasSubstr("node 4 added"));
+  EXPECT_TRUE(spate::testing::WaitFor([&] { return has(meta_voters(), 4); },
+                                      absl::Seconds(60)))
+      << cluster.Logs();
+
+  EXPECT_EQ(
+      RunCli({ClusterCommand()},
+             {"spate", "cluster", "remove", "4", "--server", servers}, io),
+      kExitOk)
+      << err.str();
+  EXPECT_TRUE(spate::testing::WaitFor([&] { return !has(meta_voters(), 4); },
+                                      absl::Seconds(60)))
+      << cluster.Logs();
+  // Unknown node and bad arguments: clear errors.
+  EXPECT_EQ(
+      RunCli({ClusterCommand()},
+             {"spate", "cluster", "remove", "9", "--server", servers}, io),
+      kExitError);
+  EXPECT_THAT(err.str(), HasSubstr("no node 9"));
+  EXPECT_EQ(RunCli({ClusterCommand()}, {"spate", "cluster", "add", "x"}, io),
+            kExitUsage);
+  cluster.StopAll();
 }
 
 }  // namespace
