@@ -10,6 +10,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "base/log.h"
 #include "server/config.h"
 #include "server/server.h"
@@ -53,6 +54,8 @@ void ApplyFlags(spate::ServerConfig* config) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Debug-only bookkeeping on every lock; not wanted in a server.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   absl::SetProgramUsageMessage(
       "spate-server: a Spate streaming node.\n"
       "  spate-server --config spate.conf\n"

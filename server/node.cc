@@ -359,6 +359,27 @@ void Node::ProcessReadies() {
     for (auto& [id, host] : channels_) collect(host->group());
     if (readies.empty()) return;
 
+    // A leader's appends and heartbeats may leave before its own write
+    // (Raft thesis §10.2.1): followers persist in parallel, and the leader
+    // counts its own copy only after Advance. Everything else (votes,
+    // acknowledgements) waits for the write below.
+    absl::btree_map<raft::NodeId, std::vector<raft::Message>> early;
+    for (auto& [group, ready] : readies) {
+      if (!group->leader()) continue;
+      std::vector<raft::Message> later;
+      for (raft::Message& message : ready.messages) {
+        if (message.type() == raft::MSG_APPEND ||
+            message.type() == raft::MSG_HEARTBEAT) {
+          const raft::NodeId to = message.to();
+          early[to].push_back(std::move(message));
+        } else {
+          later.push_back(std::move(message));
+        }
+      }
+      ready.messages.swap(later);
+    }
+    if (!early.empty()) SendOutbound(std::move(early));
+
     // Group commit: every group's entries and hard state, one fsync.
     if (!batch.empty()) {
       absl::Status status =

@@ -10,6 +10,7 @@
 #   tools/bench.sh --compare-jetstream  # the NATS JetStream anchor suite and
 #                                       # ours in one run, side by side
 #   tools/bench.sh --keep               # keep the run directory
+#   tools/bench.sh --cases 1,4          # only these cases (6 needs 1)
 #
 # Cases (128 B unless said; async = window of 1,000 unacked publishes):
 #   1  1 publisher, async, 200k msgs        5  1 publisher + 1 durable sub
@@ -46,6 +47,7 @@ usage() {
 
 smoke=0
 runs=1
+cases=""
 compare=0
 keep=0
 table=1
@@ -60,6 +62,12 @@ while [ $# -gt 0 ]; do
       ;;
     --runs=*) runs="${1#--runs=}" ;;
     --compare-jetstream) compare=1 ;;
+    --cases=*) cases="${1#--cases=}" ;;
+    --cases)
+      [ $# -ge 2 ] || usage
+      cases="$2"
+      shift
+      ;;
     --keep) keep=1 ;;
     # Internal (the JetStream anchor's OURS_CMD hook): append the JSON
     # lines to FILE and print no table.
@@ -262,6 +270,9 @@ failed=0
 # bench_case RUN CASE ARGS...: one `spate bench` run, its JSON appended.
 bench_case() {
   local run="$1" case="$2"
+  if [ -n "$cases" ] && [[ ",$cases," != *",$case,"* ]]; then
+    return 0
+  fi
   shift 2
   local line perf_pid=""
   if [ "${SPATE_BENCH_PERF:-0}" = 1 ]; then
