@@ -8,6 +8,7 @@ SPATE_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   librocksdb-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev prometheus-cpp-dev nlohmann-json3-dev zlib1g-dev
+  libjemalloc-dev
 )
 
 spate_install_deps() {
