@@ -35,6 +35,8 @@ class LocalUpstream : public SubscriptionUpstream {
   const std::string member_id_;
 };
 
+}  // namespace
+
 PubAck ErrorAck(const std::string& guid, const absl::Status& status) {
   PubAck ack;
   ack.set_guid(guid);
@@ -42,8 +44,6 @@ PubAck ErrorAck(const std::string& guid, const absl::Status& status) {
   ack.set_error_code(static_cast<int>(status.code()));
   return ack;
 }
-
-}  // namespace
 
 ChannelHost::ChannelHost(std::unique_ptr<ChannelFsm> fsm,
                          std::unique_ptr<RaftGroup> group,

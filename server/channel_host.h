@@ -64,6 +64,9 @@ struct ChannelHostOptions {
       post_stream_end;
 };
 
+// A PubAck carrying `status` as its error (code and message).
+PubAck ErrorAck(const std::string& guid, const absl::Status& status);
+
 class ChannelHost {
  public:
   ChannelHost(std::unique_ptr<ChannelFsm> fsm, std::unique_ptr<RaftGroup> group,

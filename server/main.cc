@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "server/config.h"
 #include "server/server.h"
+#include "storage/rocks_kv.h"
 
 ABSL_FLAG(std::string, config, "",
           "Config file (protobuf text of ServerConfig)");
@@ -27,6 +28,10 @@ ABSL_FLAG(std::string, log_level, "",
           "Overrides log_level (debug|info|warning|error)");
 ABSL_FLAG(std::string, ready_file, "",
           "Write the bound client address to this file once serving");
+ABSL_FLAG(bool, test_lose_unsynced_writes, false,
+          "TEST ONLY: hold written bytes in memory until they are fsynced, so "
+          "that killing the process loses what a power failure would "
+          "(tests/faults/)");
 
 namespace {
 
@@ -85,6 +90,11 @@ int main(int argc, char** argv) {
   spate::base::LogLevel level;
   spate::base::ParseLogLevel(config.log_level(), &level);
   spate::base::SetLogLevel(level);
+
+  if (absl::GetFlag(FLAGS_test_lose_unsynced_writes)) {
+    LOG(WARNING) << "test mode: unsynced writes are lost on a crash";
+    spate::storage::LoseUnsyncedWritesOnCrashForTesting();
+  }
 
   // Block the stop signals before any thread starts; sigwait below.
   sigset_t signals;

@@ -24,6 +24,13 @@
 // (or at once on the caller's thread with UNAVAILABLE when the inbox is
 // full or the node stopped). Everything else is loop-thread only. There
 // is one lock: the inbox mutex, never held while running tasks.
+//
+// The implementation is split by concern: node.cc (recovery, the loop,
+// group commit and apply), node_requests.cc (client requests),
+// node_routing.cc (leaders, forwarding, channel creation),
+// node_membership.cc (node table, replica placement, reconciliation,
+// leader balancing), node_snapshots.cc (snapshots, compaction, local
+// replicas created or deleted) and node_status.cc (ClusterStatus).
 #ifndef SPATE_SERVER_NODE_H_
 #define SPATE_SERVER_NODE_H_
 
@@ -117,7 +124,12 @@ class Node {
   const SnapshotTransfers* snapshot_transfers() const { return &transfers_; }
 
  private:
+  static constexpr raft::GroupId kMetaGroup = 0;
+
   Node(const ServerConfig& config, const Clock* clock);
+
+  // The status a proposal's waiter reports: the apply's own error first.
+  static absl::Status OutcomeStatus(const ApplyOutcome& outcome);
 
   absl::Status Recover();
   absl::StatusOr<std::unique_ptr<RaftGroup>> OpenGroup(raft::GroupId group,

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <utility>
 #include <vector>
@@ -15,14 +16,21 @@
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/env.h"
+#include "rocksdb/file_system.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "storage/keys.h"
+#include "storage/power_loss_fs.h"
 
 namespace spate::storage {
 namespace {
+
+// Set once by LoseUnsyncedWritesOnCrashForTesting; never freed (stores may
+// be open until the process ends).
+std::atomic<rocksdb::Env*> test_env{nullptr};
 
 constexpr Space kSpaces[kSpaceCount] = {Space::kRaftState, Space::kRaftLog,
                                         Space::kMessages, Space::kState};
@@ -144,10 +152,20 @@ rocksdb::DBOptions DatabaseOptions(const RocksKvOptions& options) {
   db.bytes_per_sync = 1 << 20;
   db.keep_log_file_num = 4;
   db.max_log_file_size = 16 << 20;
+  if (rocksdb::Env* env = test_env.load()) db.env = env;
   return db;
 }
 
 }  // namespace
+
+void LoseUnsyncedWritesOnCrashForTesting() {
+  if (test_env.load() != nullptr) return;
+  static rocksdb::Env* const env =
+      rocksdb::NewCompositeEnv(
+          std::make_shared<PowerLossFileSystem>(rocksdb::FileSystem::Default()))
+          .release();
+  test_env.store(env);
+}
 
 absl::Status RocksKvOptions::Validate() const {
   if (log_write_buffer_bytes < (1 << 20)) {

@@ -4,7 +4,8 @@
 // would multiply memory and I/O; groups and channels are key prefixes
 // instead (storage/keys.h).
 //
-// This is the only file pair that includes <rocksdb/...>; rocksdb::Status is
+// This is the only file pair that includes <rocksdb/...> (besides the
+// test-only storage/power_loss_fs.h it can plug in); rocksdb::Status is
 // converted to absl::Status in exactly one function (rocks_kv.cc ToStatus):
 // Corruption -> DataLoss, IOError -> Unavailable (NoSpace ->
 // ResourceExhausted), NotFound -> NotFound, and so on; every message names
@@ -106,6 +107,13 @@ class RocksKv : public Kv {
 
   std::unique_ptr<Impl> impl_;
 };
+
+// Test only (spate-server --test_lose_unsynced_writes): every RocksKv opened
+// afterwards in this process writes through PowerLossFileSystem
+// (storage/power_loss_fs.h), which holds written bytes in memory until they
+// are fsynced, so that killing the process loses exactly what a power
+// failure would. Call before the first Open; it cannot be undone.
+void LoseUnsyncedWritesOnCrashForTesting();
 
 }  // namespace spate::storage
 

@@ -116,6 +116,7 @@ absl::Status ServerProcess::Start(absl::Duration timeout) {
       dup2(fd, 2);
       dup2(fd, 1);
     }
+    for (std::string& variable : environment_) putenv(variable.data());
     std::vector<char*> argv;
     for (std::string& arg : args) argv.push_back(arg.data());
     argv.push_back(nullptr);

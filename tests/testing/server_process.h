@@ -28,6 +28,11 @@ class ServerProcess {
   void set_client_address(std::string address) {
     client_address_ = std::move(address);
   }
+  // "NAME=value" entries added to the child's environment at each start
+  // (e.g. LD_PRELOAD of libfaketime for clock faults).
+  void set_environment(std::vector<std::string> environment) {
+    environment_ = std::move(environment);
+  }
   ~ServerProcess();  // SIGKILLs a still running child
 
   // Starts the child and waits until it serves (or fails, or times out).
@@ -58,6 +63,7 @@ class ServerProcess {
   std::string data_dir_;
   std::string config_text_;
   std::vector<std::string> extra_args_;
+  std::vector<std::string> environment_;
   std::string log_path_;
   std::string client_address_ = "127.0.0.1:0";
   std::string address_;
