@@ -17,6 +17,11 @@ absl::Status ReplicaOptions::Validate() const {
         "ReplicaOptions.election_ticks (", election_ticks,
         ") must be greater than heartbeat_ticks (", heartbeat_ticks, ")"));
   }
+  if (votes_withheld_ticks < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ReplicaOptions.votes_withheld_ticks must be >= 0, got ",
+                     votes_withheld_ticks));
+  }
   if (inflight_msgs_max < 1) {
     return absl::InvalidArgumentError(
         "ReplicaOptions.inflight_msgs_max must be >= 1");

@@ -50,6 +50,14 @@ struct ReplicaOptions {
   // ignore vote requests for election_ticks (leader stickiness).
   bool check_quorum = true;
 
+  // A replica whose node may have lost its persisted vote (a wiped or
+  // replaced data directory looks exactly like a new one) could grant a
+  // second vote in a term it already voted in. For its first this many
+  // ticks it neither grants votes nor campaigns, so every election it may
+  // have voted in before has ended (a candidate stays in one term for less
+  // than 2 * election_ticks). Pre-votes are still answered: they bind
+  // nothing. 0: vote at once (a replica whose hard state was found).
+  int votes_withheld_ticks = 0;
   // Seeds the election jitter (base::Prng). The generator is seeded from
   // (seed, group, id), so replicas configured with the same seed still draw
   // different timeouts. Runs are replayable from the seed.

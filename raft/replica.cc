@@ -74,7 +74,8 @@ Replica::Replica(const ReplicaOptions& options, const LogReader* reader)
       tracker_(options.inflight_msgs_max, options.inflight_bytes_max),
       outbox_(options.id, options.group, &term_),
       replicator_(&options_, &log_, &tracker_, &outbox_, &stats_),
-      prng_(PrngSeed(options)) {}
+      prng_(PrngSeed(options)),
+      votes_withheld_left_(options.votes_withheld_ticks) {}
 
 absl::Status Replica::Load() {
   ASSIGN_OR_RETURN(InitialState initial, reader_->LoadInitialState());
@@ -191,7 +192,8 @@ absl::Status Replica::BecomeLeader() {
 // Elections
 
 absl::StatusOr<bool> Replica::CanCampaign() const {
-  if (halted() || !tracker_.IsVoter(options_.id) || log_.HasPendingSnapshot()) {
+  if (halted() || !tracker_.IsVoter(options_.id) || log_.HasPendingSnapshot() ||
+      votes_withheld_left_ > 0) {
     return false;
   }
   // A committed but unapplied conf change may change who votes: campaign
@@ -265,9 +267,12 @@ bool Replica::InLease() const {
 absl::Status Replica::HandleVoteRequest(const Message& m) {
   // We can vote for m.from if we already did in this term, or have not
   // voted and know no leader, or it is a pre-vote for a later term.
-  const bool can_vote = vote_ == m.from() ||
-                        (vote_ == kNoNode && leader_ == kNoNode) ||
-                        (m.type() == MSG_PRE_VOTE && m.term() > term_);
+  const bool withheld = m.type() == MSG_VOTE && votes_withheld_left_ > 0;
+  const bool can_vote =
+      !withheld &&
+      (vote_ == m.from() || (vote_ == kNoNode && leader_ == kNoNode) ||
+       (m.type() == MSG_PRE_VOTE && m.term() > term_));
+  if (withheld) ++stats_.votes_withheld;
   // Raft §5.4.1: only for a candidate whose log is at least as up-to-date.
   ASSIGN_OR_RETURN(const bool up_to_date,
                    log_.IsUpToDate(m.index(), m.log_term()));
@@ -935,8 +940,9 @@ absl::Status Replica::Campaign() {
   if (!can.ok()) return MaybeHalt(can.status());
   if (!*can) {
     return absl::FailedPreconditionError(
-        "cannot campaign: not a voter, snapshot pending, or committed "
-        "configuration changes not applied yet");
+        "cannot campaign: not a voter, snapshot pending, votes withheld "
+        "after a start without state, or committed configuration changes "
+        "not applied yet");
   }
   return MaybeHalt(StartCampaign(options_.pre_vote ? CampaignType::kPreElection
                                                    : CampaignType::kElection));
@@ -970,6 +976,7 @@ void Replica::ReportSnapshot(NodeId node, bool ok) {
 void Replica::Tick() {
   if (halted()) return;
   Wake();
+  if (votes_withheld_left_ > 0) --votes_withheld_left_;
   if (role_ == Role::kLeader) {
     TickHeartbeat();
   } else {

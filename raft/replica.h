@@ -328,6 +328,9 @@ class Replica {
   int election_elapsed_ = 0;
   int heartbeat_elapsed_ = 0;
   int randomized_election_timeout_ = 0;
+  // Ticks left before this replica may vote or campaign
+  // (ReplicaOptions.votes_withheld_ticks).
+  int votes_withheld_left_ = 0;
   bool quiesced_ = false;
   // Non-OK once halted (see the class comment).
   absl::Status halt_status_;

@@ -50,6 +50,8 @@ struct ReplicaStats {
   uint64_t followers_lost_entries = 0;
   uint64_t transfers_started = 0;
   uint64_t read_indexes_served = 0;
+  // Vote requests refused during ReplicaOptions.votes_withheld_ticks.
+  uint64_t votes_withheld = 0;
 
   uint64_t dropped_of(DropReason reason) const {
     return dropped[static_cast<size_t>(reason)];

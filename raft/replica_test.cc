@@ -315,6 +315,43 @@ TEST(ReplicaTest, StepRefusesInvalidMessagesAndCountsThem) {
   }
 }
 
+TEST(ReplicaTest, StartWithoutStateWithholdsVotesForTheConfiguredTicks) {
+  // A node whose data directory was wiped may already have voted in the
+  // current term; granting again could elect two leaders in one term.
+  MemoryLog log(Voters({1, 2, 3}));
+  ReplicaOptions options = Options(1);
+  options.votes_withheld_ticks = 2 * options.election_ticks;
+  std::unique_ptr<Replica> replica = *Replica::Create(options, &log);
+  Message vote = Valid(MSG_VOTE);
+  vote.set_from(2);
+  vote.set_term(1);
+  auto answer = [&](const Message& request) {
+    EXPECT_TRUE(replica->Step(request).ok());
+    Ready ready = replica->TakeReady();
+    EXPECT_TRUE(log.Persist(ready).ok());
+    replica->Advance(ready);
+    for (const Message& m : ready.messages) {
+      if (m.type() == MSG_VOTE_RESPONSE) return !m.reject();
+    }
+    ADD_FAILURE() << "no vote response";
+    return false;
+  };
+  EXPECT_FALSE(answer(vote));
+  EXPECT_EQ(replica->stats().votes_withheld, 1u);
+  EXPECT_EQ(replica->vote(), kNoNode);
+  EXPECT_EQ(replica->Campaign().code(), absl::StatusCode::kFailedPrecondition);
+  // Nor does it campaign by itself while its election timer runs out.
+  for (int i = 1; i < options.votes_withheld_ticks; ++i) replica->Tick();
+  EXPECT_EQ(replica->stats().pre_campaigns + replica->stats().campaigns, 0u);
+  EXPECT_FALSE(answer(vote));
+  // Once the window is over it votes normally.
+  replica->Tick();
+  vote.set_term(replica->term() + 1);
+  EXPECT_TRUE(answer(vote));
+  EXPECT_EQ(replica->vote(), 2u);
+  EXPECT_EQ(replica->stats().votes_withheld, 2u);
+}
+
 TEST(ReplicaTest, StaleTermIsIgnoredAndCounted) {
   Host host(1, Voters({1, 2, 3}));
   Message hb = Valid(MSG_HEARTBEAT);

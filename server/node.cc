@@ -92,6 +92,12 @@ absl::StatusOr<std::unique_ptr<RaftGroup>> Node::OpenGroup(
   options.append_bytes_max = config_.raft().append_bytes_max();
   options.seed = config_.node().id();
   options.applied = applied;
+  const int64_t withheld_ns = votes_withheld_until_ns_ - clock_->NowNs();
+  if (withheld_ns > 0) {
+    const int64_t tick_ns = int64_t{config_.raft().tick_ms()} * 1000000;
+    options.votes_withheld_ticks =
+        static_cast<int>((withheld_ns + tick_ns - 1) / tick_ns);
+  }
   SnapshotMaker maker;
   if (group == kMetaGroup) {
     maker = [this] { return MakeMetaSnapshot(); };
@@ -117,6 +123,14 @@ absl::Status Node::Recover() {
   absl::StatusOr<std::unique_ptr<MetaFsm>> meta = MetaFsm::Load(store_.get());
   if (!meta.ok()) return meta.status();
   meta_ = *std::move(meta);
+  if (meta_->applied_index() == 0 && meta_->channels().empty() &&
+      cluster_nodes_.size() > 1) {
+    // Nothing applied: a new node, or one whose disk was wiped and that may
+    // have voted in the current term before (see votes_withheld_until_ns_).
+    votes_withheld_until_ns_ =
+        clock_->NowNs() + int64_t{2} * config_.raft().election_ticks() *
+                              config_.raft().tick_ms() * 1000000;
+  }
   if (meta_->applied_index() == 0 && meta_->channels().empty() &&
       !config_.node().join()) {
     // A new node (or one that never applied anything): make sure the

@@ -314,6 +314,11 @@ class Node {
 
   // The metadata group was bootstrapped by this run (a new cluster).
   bool fresh_cluster_ = false;
+  // A node that starts with no applied state may be one whose data
+  // directory was wiped after it voted: until this time (2 election
+  // timeouts after the start) its replicas neither vote nor campaign
+  // (raft::ReplicaOptions::votes_withheld_ticks). 0: not withheld.
+  int64_t votes_withheld_until_ns_ = 0;
   SnapshotTransfers transfers_;
   std::unique_ptr<SnapshotFetcher> fetcher_;
   int64_t next_compaction_ns_ = 0;
