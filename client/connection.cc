@@ -183,10 +183,30 @@ absl::StatusOr<std::unique_ptr<Subscription>> Connection::Subscribe(
     }
     RETURN_IF_ERROR(verdict.status());
   }
-  ASSIGN_OR_RETURN(
-      std::shared_ptr<SubscriptionStream> stream,
-      SubscriptionStream::Open(tracker_, std::move(subject), std::move(options),
-                               std::move(handler)));
+  // The node may have died, or the channel's leader be moving: like a
+  // resubscribe, have the connection checked (and moved to another node if
+  // this one is gone) and try again, for at most reconnect_wait.
+  const absl::Time deadline =
+      absl::Now() + tracker_->session()->options.reconnect_wait;
+  absl::Duration backoff = absl::Milliseconds(50);
+  absl::StatusOr<std::shared_ptr<SubscriptionStream>> opened;
+  while (true) {
+    opened = SubscriptionStream::Open(tracker_, subject, options, handler);
+    if (opened.ok() || !absl::IsUnavailable(opened.status()) ||
+        absl::Now() >= deadline) {
+      break;
+    }
+    absl::StatusOr<std::shared_ptr<const Session>> verdict =
+        tracker_->AwaitCheck(tracker_->RequestCheck(), deadline);
+    if (!verdict.ok()) {
+      if (absl::IsDeadlineExceeded(verdict.status())) break;
+      return verdict.status();
+    }
+    absl::SleepFor(std::min(backoff, deadline - absl::Now()));
+    backoff = std::min(2 * backoff, absl::Milliseconds(500));
+  }
+  if (!opened.ok()) return opened.status();
+  std::shared_ptr<SubscriptionStream> stream = *std::move(opened);
   {
     absl::MutexLock lock(&mu_);
     if (!closing_) {

@@ -202,6 +202,33 @@ TEST_F(ClusterClientTest, ClientCarriesOnThroughAnotherNodeWhenItsNodeDies) {
   EXPECT_TRUE(publisher->Close().ok());
 }
 
+TEST_F(ClusterClientTest, SubscribeRightAfterItsNodeDiedGoesThroughAnother) {
+  auto publisher = Connect("publisher", AllServers());
+  auto subscriber = Connect("subscriber", AllServers());
+  ASSERT_TRUE(publisher != nullptr && subscriber != nullptr);
+  absl::StatusOr<uint64_t> sequence = publisher->Publish("audit", "first");
+  ASSERT_TRUE(sequence.ok()) << sequence.status();
+  const std::string victim_address = subscriber->server();
+  const int victim = NodeAt(victim_address);
+  ASSERT_NE(victim, 0);
+  cluster_->Kill(victim);
+  // No retry loop here: the client itself must find a live node.
+  client::SubscribeOptions options;
+  options.durable_name = "d";
+  options.start = client::StartPosition::First();
+  Deliveries inbox;
+  absl::StatusOr<std::unique_ptr<client::Subscription>> sub =
+      subscriber->Subscribe("audit", options, inbox.Handler());
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  EXPECT_NE(subscriber->server(), victim_address);
+  ASSERT_TRUE(inbox.WaitFor(*sequence, absl::Seconds(30)));
+  EXPECT_EQ(inbox.all().front().data, "first");
+  EXPECT_TRUE(subscriber->Close().ok());
+  // The publisher may have been on the dead node too; its close is not
+  // what this test is about.
+  publisher->Close().IgnoreError();
+}
+
 TEST_F(ClusterClientTest, LeaderMoveResubscribesOnTheSameConnection) {
   // Only node 1: the client cannot move, it must not need to.
   auto connection = Connect("watcher", {cluster_->client_address(1)});
