@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -36,6 +37,15 @@ std::vector<std::filesystem::path> DataFiles(const std::string& dir) {
   }
   std::sort(files.begin(), files.end());  // replayable choice
   return files;
+}
+
+// glibc_malloc_preload.cc, built next to this file, in the runfiles.
+std::string MallocPreloadPath() {
+  const char* srcdir = getenv("TEST_SRCDIR");
+  const char* workspace = getenv("TEST_WORKSPACE");
+  return absl::StrCat(srcdir ? srcdir : ".", "/",
+                      workspace ? workspace : "spate",
+                      "/tests/faults/libglibc_malloc_preload.so");
 }
 
 }  // namespace
@@ -139,7 +149,9 @@ absl::Status FaultCluster::StartNode(int id, bool lose_unsynced) {
   node.process->set_client_address(node.client_address);
   if (!options_.faketime_library.empty()) {
     node.process->set_environment({
-        "LD_PRELOAD=" + options_.faketime_library,
+        // The shim first: libfaketime cannot start under jemalloc.
+        absl::StrCat("LD_PRELOAD=", MallocPreloadPath(), ":",
+                     options_.faketime_library),
         "FAKETIME_TIMESTAMP_FILE=" + node.clock_file,
         "FAKETIME_CACHE_DURATION=1",
         // Only the wall clock jumps, as under an NTP step; monotonic

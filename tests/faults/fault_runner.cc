@@ -64,9 +64,7 @@ class Runner {
     const absl::Time start = absl::Now();
     report_.error = RunPhases();
     report_.elapsed = absl::Now() - start;
-    if (cluster_ && !report_.valid()) {
-      report_.timeline.push_back(cluster_->ProxyStats());
-    }
+    if (cluster_) Note(absl::StrCat("proxies:\n", cluster_->ProxyStats()));
     return std::move(report_);
   }
 
