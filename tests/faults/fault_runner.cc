@@ -242,6 +242,7 @@ class Runner {
       absl::SleepFor(absl::Seconds(1));
       if (!Exited(cluster_->process(id).pid())) {
         Note(absl::StrCat("node ", id, " runs after the damage"));
+        ++report_.faults["corrupt_accepted"];
         return absl::OkStatus();
       }
     }
@@ -371,7 +372,7 @@ class Runner {
 std::string RunReport::Summary() const {
   int total = 0;
   for (const auto& [kind, count] : faults) {
-    if (kind != "corrupt_refused") total += count;
+    if (!absl::StartsWith(kind, "corrupt_")) total += count;
   }
   return absl::StrCat("seed=", options.seed, " nodes=", options.nodes,
                       " faults=", total, " ", check.Summary(),

@@ -1,0 +1,193 @@
+// Regression test from the smoke scenario CorruptStoppedNode (seed 107):
+// a node whose RocksDB write-ahead log lost its synced tail while it was
+// stopped (the file truncated) must not come back with the shorter log as
+// if nothing happened (DESIGN.md §6: a node that finds a truncated record
+// never silently truncates; it stops voting and leading for the affected
+// groups and repairs from its peers, or exits with a clear message).
+// Silently forgetting acknowledged raft entries and votes is what lets a
+// later election pick a leader without committed entries.
+//
+// The node is kept cut off from its peers after the restart, so it cannot
+// repair before we look: it must have exited, or report the channel's
+// group halted, or still hold every entry it held before.
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "tests/faults/fault_cluster.h"
+#include "tests/testing/stream_client.h"
+#include "tests/testing/waits.h"
+
+namespace spate::faults {
+namespace {
+
+using testing::Retry;
+using testing::TestConnection;
+using testing::WaitFor;
+
+// The channel's group as node `id` reports it, if it hosts it.
+std::optional<GroupStatus> GroupOf(FaultCluster* cluster, int id,
+                                   const std::string& channel) {
+  absl::StatusOr<ClusterStatusResponse> status = cluster->Status(id);
+  if (!status.ok()) return std::nullopt;
+  for (const GroupStatus& group : status->groups()) {
+    if (group.channel() == channel) return group;
+  }
+  return std::nullopt;
+}
+
+// The newest write-ahead log file of a RocksDB directory.
+std::filesystem::path NewestWal(const std::string& dir) {
+  std::filesystem::path newest;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (absl::EndsWith(name, ".log") && entry.path() > newest) {
+      newest = entry.path();
+    }
+  }
+  return newest;
+}
+
+TEST(CorruptionTest, TruncatedSyncedWalIsNotSilentlyAccepted_seed107) {
+  FaultClusterOptions options;
+  options.extra_config = "clients { ping_interval_ms: 500 }\n";
+  FaultCluster cluster(options);
+  ASSERT_TRUE(cluster.Start(/*lose_unsynced=*/false).ok()) << cluster.Logs();
+  TestConnection conn(cluster.client_address(1), "pub");
+  ASSERT_TRUE(Retry([&] { return conn.Connect(); }).ok());
+  constexpr int kMessages = 300;
+  for (int i = 1; i <= kMessages; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return conn.Publish(
+                      "wal", absl::StrCat("m", i, "-", std::string(200, 'x')));
+                }).ok());
+  }
+  std::optional<GroupStatus> before;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        before = GroupOf(&cluster, 3, "wal");
+        return before && before->last_sequence() == kMessages &&
+               before->commit_index() == before->last_index();
+      },
+      absl::Seconds(20)));
+
+  cluster.Kill(3);
+  const std::filesystem::path wal = NewestWal(cluster.data_dir(3));
+  ASSERT_FALSE(wal.empty());
+  const uint64_t size = std::filesystem::file_size(wal);
+  std::filesystem::resize_file(wal, size / 2);
+  for (int peer : {1, 2}) {
+    cluster.SetLink(3, peer, LinkRule{LinkMode::kDrop});
+    cluster.SetLink(peer, 3, LinkRule{LinkMode::kDrop});
+  }
+  absl::Status started = cluster.StartNode(3, /*lose_unsynced=*/false);
+  if (!started.ok()) {
+    SUCCEED() << "node 3 refused its damaged store: " << started;
+    return;
+  }
+  std::optional<GroupStatus> after;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return (after = GroupOf(&cluster, 3, "wal")) || !cluster.Status(3).ok();
+      },
+      absl::Seconds(10)));
+  if (!after) {
+    SUCCEED() << "node 3 stopped serving after finding the damage";
+    return;
+  }
+  EXPECT_TRUE(after->halted() || after->last_index() >= before->last_index())
+      << "node 3 came back from a truncated write-ahead log (" << wal << ", "
+      << size << " -> " << size / 2 << " bytes) with the channel's raft log "
+      << "at index " << after->last_index() << " (held " << before->last_index()
+      << ", sequence " << after->last_sequence() << " of "
+      << before->last_sequence() << ", term " << after->term() << " vs "
+      << before->term() << ") and the group not halted: it "
+      << "forgot synced entries and votes without noticing.\n"
+      << cluster.Logs();
+}
+
+// The consequence, end to end: node 2 is cut off while 300 messages are
+// acked by nodes 1 and 3; then node 1 crashes and node 3 loses the synced
+// tail of its log while stopped. Nodes 2 and 3 are a majority, and neither
+// holds the last acked messages. A node that detects its damage refuses to
+// vote or lead, so the channel stays unavailable until node 1 returns (no
+// ack is lost). A node that does not detect it lets 2 and 3 elect a
+// leader that hands out the acked sequences again: acked messages lost.
+TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
+  FaultClusterOptions options;
+  options.extra_config = "clients { ping_interval_ms: 500 }\n";
+  FaultCluster cluster(options);
+  ASSERT_TRUE(cluster.Start(/*lose_unsynced=*/false).ok()) << cluster.Logs();
+  TestConnection conn(cluster.client_address(1), "pub");
+  ASSERT_TRUE(Retry([&] { return conn.Connect(); }).ok());
+  ASSERT_TRUE(Retry([&] { return conn.Publish("w", "first"); }).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int id : {1, 2, 3}) {
+          std::optional<GroupStatus> group = GroupOf(&cluster, id, "w");
+          if (!group || group->last_sequence() != 1) return false;
+        }
+        return true;
+      },
+      absl::Seconds(20)));
+  for (int peer : {1, 3}) {
+    cluster.SetLink(2, peer, LinkRule{LinkMode::kDrop});
+    cluster.SetLink(peer, 2, LinkRule{LinkMode::kDrop});
+  }
+  constexpr uint64_t kAcked = 301;  // "first" and 300 more
+  for (int i = 2; i <= static_cast<int>(kAcked); ++i) {
+    absl::StatusOr<uint64_t> sequence = Retry([&] {
+      return conn.Publish("w",
+                          absl::StrCat("m", i, "-", std::string(200, 'x')));
+    });
+    ASSERT_TRUE(sequence.ok()) << sequence.status();
+    ASSERT_EQ(*sequence, static_cast<uint64_t>(i));
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<GroupStatus> group = GroupOf(&cluster, 3, "w");
+        return group && group->last_sequence() == kAcked;
+      },
+      absl::Seconds(20)));
+  cluster.Kill(1);
+  cluster.Kill(3);
+  const std::filesystem::path wal = NewestWal(cluster.data_dir(3));
+  ASSERT_FALSE(wal.empty());
+  std::filesystem::resize_file(wal, std::filesystem::file_size(wal) / 2);
+  cluster.HealLinks();
+  const absl::Status node3 = cluster.StartNode(3, /*lose_unsynced=*/false);
+  TestConnection conn2(cluster.client_address(2), "pub2");
+  const absl::Status connected =
+      Retry([&] { return conn2.Connect(); }, absl::Seconds(15)).status();
+  absl::StatusOr<uint64_t> after = absl::UnavailableError("not connected");
+  if (connected.ok()) {
+    after =
+        Retry([&] { return conn2.Publish("w", "after"); }, absl::Seconds(15));
+  }
+  if (after.ok()) {
+    EXPECT_GT(*after, kAcked)
+        << "nodes 2 and 3 (node 3 restarted from a write-ahead log cut to "
+        << "half: " << (node3.ok() ? "it ran" : node3.ToString())
+        << ") acked a new message at sequence " << *after
+        << ", a sequence already acked for another message: acked "
+        << "messages were lost.\n"
+        << cluster.Logs();
+  }
+  // Once node 1 is back, the channel must serve again and keep counting.
+  ASSERT_TRUE(cluster.StartNode(1, /*lose_unsynced=*/false).ok());
+  if (!after.ok()) {
+    TestConnection conn1(cluster.client_address(1), "pub1");
+    ASSERT_TRUE(Retry([&] { return conn1.Connect(); }).ok());
+    absl::StatusOr<uint64_t> later =
+        Retry([&] { return conn1.Publish("w", "later"); }, absl::Seconds(30));
+    ASSERT_TRUE(later.ok()) << later.status() << "\n" << cluster.Logs();
+    EXPECT_GT(*later, kAcked);
+  }
+}
+
+}  // namespace
+}  // namespace spate::faults
