@@ -83,6 +83,8 @@ class FaultCluster {
   testing::ServerProcess& process(int id) {
     return *nodes_.at(id - 1)->process;
   }
+  // The directory holding every node's data, config and log.
+  const std::string& root() const { return root_; }
   const std::string& data_dir(int id) const {
     return nodes_.at(id - 1)->data_dir;
   }

@@ -1,5 +1,6 @@
 #include "tests/faults/fault_runner.h"
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -65,6 +66,17 @@ class Runner {
     report_.error = RunPhases();
     report_.elapsed = absl::Now() - start;
     if (cluster_) Note(absl::StrCat("proxies:\n", cluster_->ProxyStats()));
+    if (cluster_ && report_.valid()) {
+      // A valid run's data is of no further use (hundreds of MB per run in
+      // a soak); an invalid one's stays for inspection.
+      const std::string root = cluster_->root();
+      workload_.reset();
+      cluster_.reset();
+      std::error_code error;
+      std::filesystem::remove_all(root, error);
+    } else if (cluster_) {
+      Note(absl::StrCat("data and node logs kept in ", cluster_->root()));
+    }
     return std::move(report_);
   }
 

@@ -71,14 +71,18 @@ class Workload::Publisher {
   int64_t acked() const { return acked_; }
 
  private:
+  bool async() const { return index_ < options_.async_publishers; }
+
   void Run() {
     std::unique_ptr<Connection> conn;
     int64_t n = 0;
     while (!stop_) {
       if (!conn) {
-        conn = ConnectUntil(
-            BaseOptions(options_, absl::StrCat("pub", index_), index_),
-            absl::Now() + absl::Seconds(5), &stop_);
+        ClientOptions client =
+            BaseOptions(options_, absl::StrCat("pub", index_), index_);
+        client.max_pub_acks_in_flight = options_.async_window;
+        conn = ConnectUntil(client, absl::Now() + absl::Seconds(5), &stop_);
+        live_ = true;
         continue;
       }
       PublishAttempt attempt;
@@ -86,26 +90,80 @@ class Workload::Publisher {
           options_.channels[prng_.Uniform(options_.channels.size())];
       attempt.payload =
           absl::StrCat("s", options_.seed, "-p", index_, "-", n++);
-      absl::StatusOr<uint64_t> result =
-          conn->Publish(attempt.channel, attempt.payload);
-      if (result.ok()) {
-        attempt.outcome = PublishOutcome::kAcked;
-        attempt.sequence = *result;
-        ++acked_;
-      } else if (absl::IsInvalidArgument(result.status())) {
-        attempt.outcome = PublishOutcome::kFailed;
+      if (async()) {
+        PublishAsync(conn.get(), std::move(attempt));
       } else {
-        // Timeouts and broken connections: the message may be stored.
-        attempt.outcome = PublishOutcome::kUnknown;
-        if (absl::IsFailedPrecondition(result.status())) conn.reset();
+        absl::StatusOr<uint64_t> result =
+            conn->Publish(attempt.channel, attempt.payload);
+        Record(std::move(attempt), result);
       }
-      {
-        absl::MutexLock lock(&mu_);
-        attempts_.push_back(std::move(attempt));
-      }
+      if (!live_) conn.reset();  // lost for good: connect again
       absl::SleepFor(options_.publish_gap);
     }
-    if (conn) conn->Close().IgnoreError();  // the run is over either way
+    if (conn) {
+      // Unacknowledged async publishes stay unknown after this.
+      conn->Flush(absl::Seconds(10)).IgnoreError();
+      conn->Close().IgnoreError();  // the run is over either way
+    }
+    absl::MutexLock lock(&mu_);
+    for (auto& [payload, attempt] : pending_) {
+      attempts_.push_back(std::move(attempt));
+    }
+    pending_.clear();
+  }
+
+  void PublishAsync(Connection* conn, PublishAttempt attempt) {
+    const std::string payload = attempt.payload;
+    const std::string channel = attempt.channel;
+    {
+      absl::MutexLock lock(&mu_);
+      pending_.emplace(payload, std::move(attempt));
+    }
+    absl::Status queued = conn->PublishAsync(
+        channel, payload,
+        [this, payload](const std::string&,
+                        const absl::StatusOr<uint64_t>& result) {
+          absl::MutexLock lock(&mu_);
+          auto it = pending_.find(payload);
+          if (it == pending_.end()) return;
+          PublishAttempt done = std::move(it->second);
+          pending_.erase(it);
+          RecordLocked(std::move(done), result);
+        });
+    if (!queued.ok()) {
+      // Never on the wire, but count it unknown all the same.
+      if (absl::IsFailedPrecondition(queued)) live_ = false;
+      absl::MutexLock lock(&mu_);
+      auto it = pending_.find(payload);
+      if (it != pending_.end()) {
+        attempts_.push_back(std::move(it->second));
+        pending_.erase(it);
+      }
+    }
+  }
+
+  void Record(PublishAttempt attempt, const absl::StatusOr<uint64_t>& result) {
+    if (!result.ok() && absl::IsFailedPrecondition(result.status())) {
+      live_ = false;
+    }
+    absl::MutexLock lock(&mu_);
+    RecordLocked(std::move(attempt), result);
+  }
+
+  void RecordLocked(PublishAttempt attempt,
+                    const absl::StatusOr<uint64_t>& result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (result.ok()) {
+      attempt.outcome = PublishOutcome::kAcked;
+      attempt.sequence = *result;
+      ++acked_;
+    } else if (absl::IsInvalidArgument(result.status())) {
+      attempt.outcome = PublishOutcome::kFailed;
+    } else {
+      // Timeouts and broken connections: the message may be stored.
+      attempt.outcome = PublishOutcome::kUnknown;
+    }
+    attempts_.push_back(std::move(attempt));
   }
 
   const WorkloadOptions& options_;
@@ -116,6 +174,10 @@ class Workload::Publisher {
   std::thread thread_;
   absl::Mutex mu_;
   std::vector<PublishAttempt> attempts_ ABSL_GUARDED_BY(mu_);
+  // Async publishes not completed yet, by payload.
+  std::map<std::string, PublishAttempt> pending_ ABSL_GUARDED_BY(mu_);
+  // False once the connection reported itself lost (FailedPrecondition).
+  std::atomic<bool> live_{true};
 };
 
 class Workload::Subscriber {

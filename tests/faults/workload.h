@@ -1,11 +1,11 @@
 // Workload: the clients of one fault-injection run (tests/faults/), built
 // on the C++ client library (client/client.h), which reconnects and
-// resubscribes by itself. Publishers publish unique payloads with
-// synchronous Publish and record every attempt's outcome (acked with its
-// sequence, failed, unknown). Durable subscribers (one or more per
-// channel, from the first sequence, manual acks) record every delivery
-// with its sequence, redelivered flag and epoch, and ack some messages at
-// once and others late (past the AckWait, so the server redelivers them).
+// resubscribes by itself. Publishers publish unique payloads, synchronously
+// (Publish) or pipelined (PublishAsync), and record every attempt's
+// outcome (acked with its sequence, failed, unknown). Durable subscribers (one
+// or more per channel, from the first sequence, manual acks) record every
+// delivery with its sequence, redelivered flag and epoch, and ack some messages
+// at once and others late (past the AckWait, so the server redelivers them).
 //
 // Lifecycle: Start() → [faults] → StopPublishing() → Drain() →
 // CloseAndReopen() → TakeHistory(). A client whose connection is lost for
@@ -34,6 +34,11 @@ struct WorkloadOptions {
   std::vector<std::string> servers;  // client addresses of every node
   std::vector<std::string> channels;
   int publishers = 2;
+  // Of those, this many publish with PublishAsync (a window of up to
+  // async_window unacknowledged messages, resent with their guids after a
+  // reconnection) instead of synchronous Publish.
+  int async_publishers = 1;
+  int async_window = 32;
   int subscribers_per_channel = 1;
   uint64_t seed = 1;
   // Each publisher pauses this long between publishes (bounds the volume
