@@ -29,6 +29,8 @@ using testing::TestSubscriber;
 constexpr char kExtraConfig[] =
     "clients { ping_interval_ms: 500 ping_max_out: 3 }\n";
 
+constexpr absl::Duration kReaderPingInterval = absl::Milliseconds(250);
+
 // Node channel -> last sequence, per node, for the workload's channels.
 using LastSequences = std::map<int, std::map<std::string, uint64_t>>;
 
@@ -340,8 +342,18 @@ class Runner {
                         absl::StrCat("reader", id));
     if (!testing::Retry([&] { return conn.Connect(); }).ok()) return out;
     const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    // A raw connection must ping like a client, or the node drops it
+    // (and its subscription) after ping_max_out intervals; an expired one
+    // connects again.
+    absl::Time next_ping = absl::Now() + kReaderPingInterval;
+    auto keep_alive = [&] {
+      if (absl::Now() < next_ping) return;
+      next_ping = absl::Now() + kReaderPingInterval;
+      if (!conn.Ping().ok()) conn.Connect().IgnoreError();  // retried next
+    };
     while ((out.empty() || out.rbegin()->first < last) &&
            absl::Now() < deadline) {
+      keep_alive();
       SubscriptionRequest request = conn.SubRequest(channel);
       request.set_start_position(SEQUENCE_START);
       request.set_start_sequence(out.empty() ? 1 : out.rbegin()->first + 1);
@@ -353,6 +365,7 @@ class Runner {
       }
       while ((out.empty() || out.rbegin()->first < last) &&
              absl::Now() < deadline && !sub.ended()) {
+        keep_alive();
         std::optional<MsgProto> msg = sub.Next(absl::Milliseconds(200));
         if (!msg) continue;
         out[msg->sequence()] = msg->data();
