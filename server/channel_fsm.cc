@@ -182,6 +182,9 @@ ChannelApplyResult ChannelFsm::Apply(uint64_t index,
     case ChannelCommand::kTrim:
       ApplyTrim(command.trim(), batch);
       break;
+    case ChannelCommand::kMirrorAppend:
+      ApplyMirrorAppend(command.mirror_append(), batch, &result);
+      break;
     case ChannelCommand::KIND_NOT_SET:
       // A command from a newer version or a damaged one: every replica
       // skips it the same way.
@@ -250,6 +253,60 @@ void ChannelFsm::ApplyPublish(const PublishBatch& publish,
         dedup_order_.pop_front();
       }
     }
+    result->sequences.push_back(msg.sequence());
+    result->duplicates.push_back(false);
+    cache_bytes_ += bytes;
+    cache_.push_back(std::move(msg));
+    EnforceLimits(/*cutoff_ns=*/0, batch);
+  }
+}
+
+void ChannelFsm::ApplyMirrorAppend(const MirrorAppend& append,
+                                   storage::WriteBatch* batch,
+                                   ChannelApplyResult* result) {
+  // A batch based on another last sequence was proposed twice (a resumed
+  // feed, a leader change): applying it again would duplicate or reorder.
+  if (append.prev_sequence() != record_.last_sequence()) {
+    result->status = absl::FailedPreconditionError(
+        absl::StrCat("mirror batch follows sequence ", append.prev_sequence(),
+                     " but the channel ends at ", record_.last_sequence()));
+    return;
+  }
+  uint64_t prev = append.prev_sequence();
+  for (const StoredMessage& source : append.messages()) {
+    if (source.sequence() <= prev) {
+      result->status = absl::InvalidArgumentError(
+          absl::StrCat("mirror batch sequences not ascending at ",
+                       source.sequence(), " after ", prev));
+      return;
+    }
+    prev = source.sequence();
+  }
+  for (const StoredMessage& source : append.messages()) {
+    if (source.sequence() != record_.last_sequence() + 1) {
+      // The source's limits removed messages this mirror never received:
+      // the mirror continues where the source's log now starts, and drops
+      // what it holds before the hole so its sequences stay contiguous.
+      if (record_.msgs() > 0) {
+        store_->DeleteMessages(record_.channel_id(), record_.first_sequence(),
+                               record_.last_sequence(), batch);
+      }
+      cache_.clear();
+      cache_bytes_ = 0;
+      oldest_.clear();
+      record_.set_msgs(0);
+      record_.set_bytes(0);
+      record_.set_last_sequence(source.sequence() - 1);
+      record_.set_first_sequence(source.sequence());
+    }
+    StoredMessage msg = source;
+    const int64_t bytes = StoredBytes(msg);
+    store_->PutMessage(record_.channel_id(), msg, batch);
+    record_.set_last_sequence(msg.sequence());
+    record_.set_last_timestamp_ns(
+        std::max(msg.timestamp_ns(), record_.last_timestamp_ns()));
+    record_.set_msgs(record_.msgs() + 1);
+    record_.set_bytes(record_.bytes() + bytes);
     result->sequences.push_back(msg.sequence());
     result->duplicates.push_back(false);
     cache_bytes_ += bytes;

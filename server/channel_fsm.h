@@ -184,6 +184,11 @@ class ChannelFsm {
                    ChannelApplyResult* result);
   void ApplyProgress(const ProgressBatch& progress, storage::WriteBatch* batch);
   void ApplyTrim(const ChannelTrim& trim, storage::WriteBatch* batch);
+  // A mirror's messages, stored with the source's sequences and
+  // timestamps; FAILED_PRECONDITION (nothing applied) unless the channel
+  // still ends at the batch's prev_sequence.
+  void ApplyMirrorAppend(const MirrorAppend& append, storage::WriteBatch* batch,
+                         ChannelApplyResult* result);
 
   // Removes the oldest messages while the channel is over max_msgs or
   // max_bytes, or (when cutoff_ns > 0) older than cutoff_ns.

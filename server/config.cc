@@ -5,12 +5,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
 #include "server/channel_limits.h"
+#include "server/validation.h"
 
 namespace spate::server {
 namespace {
@@ -93,6 +95,91 @@ absl::Status ValidateLimits(absl::string_view prefix, const LimitsConfig& l) {
     return Invalid(absl::StrCat(prefix, "max_subs"), "must be >= 0");
   if (l.max_inactivity_ms() < 0) {
     return Invalid(absl::StrCat(prefix, "max_inactivity_ms"), "must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+bool IsClusterName(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' &&
+        c != '-') {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::Status ValidateGateways(const ServerConfig& config) {
+  const std::string& own = config.node().cluster_name();
+  if (config.gateways_size() > 0 && !IsClusterName(own)) {
+    return Invalid("node.cluster_name",
+                   "must match [A-Za-z0-9_-]{1,64} when gateways are set");
+  }
+  absl::flat_hash_set<std::string> names;
+  for (const RemoteClusterConfig& remote : config.gateways()) {
+    if (!IsClusterName(remote.name())) {
+      return Invalid("gateways.name",
+                     absl::StrCat("must match [A-Za-z0-9_-]{1,64} ('",
+                                  remote.name(), "')"));
+    }
+    if (remote.name() == own) {
+      return Invalid("gateways.name",
+                     absl::StrCat("'", own,
+                                  "' is this cluster's own name: every "
+                                  "linked cluster needs a unique name"));
+    }
+    if (!names.insert(remote.name()).second) {
+      return Invalid("gateways.name",
+                     absl::StrCat("lists cluster '", remote.name(), "' twice"));
+    }
+    if (remote.addresses_size() == 0) {
+      return Invalid("gateways.addresses",
+                     absl::StrCat("must list at least one gateway address of "
+                                  "cluster '",
+                                  remote.name(), "'"));
+    }
+    for (const std::string& address : remote.addresses()) {
+      if (address.empty() || address.find(':') == std::string::npos) {
+        return Invalid("gateways.addresses",
+                       absl::StrCat("'", address, "' is not a host:port"));
+      }
+    }
+  }
+  absl::flat_hash_set<std::string> mirrors;
+  for (const MirrorConfig& mirror : config.mirrors()) {
+    if (absl::Status s = ValidateChannelName(mirror.channel()); !s.ok()) {
+      return Invalid("mirrors.channel", s.message());
+    }
+    if (!mirrors.insert(mirror.channel()).second) {
+      return Invalid("mirrors.channel",
+                     absl::StrCat("lists '", mirror.channel(), "' twice"));
+    }
+    if (!names.contains(mirror.source_cluster())) {
+      return Invalid("mirrors.source_cluster",
+                     absl::StrCat("'", mirror.source_cluster(),
+                                  "' is not one of the configured gateways"));
+    }
+    if (!mirror.source_channel().empty()) {
+      if (absl::Status s = ValidateChannelName(mirror.source_channel());
+          !s.ok()) {
+        return Invalid("mirrors.source_channel", s.message());
+      }
+    }
+  }
+  const GatewayConfig& gateway = config.gateway();
+  if (gateway.request_timeout_ms() < 10) {
+    return Invalid("gateway.request_timeout_ms", "must be >= 10");
+  }
+  if (gateway.directory_refresh_ms() < 10) {
+    return Invalid("gateway.directory_refresh_ms", "must be >= 10");
+  }
+  if (gateway.fetch_messages_max() < 1) {
+    return Invalid("gateway.fetch_messages_max", "must be >= 1");
+  }
+  if (gateway.fetch_bytes_max() < config.store().max_payload_bytes()) {
+    return Invalid("gateway.fetch_bytes_max",
+                   "must be >= store.max_payload_bytes");
   }
   return absl::OkStatus();
 }
@@ -207,6 +294,7 @@ absl::Status ValidateConfig(const ServerConfig& config) {
   if (raft.snapshot_entries() < 1) {
     return Invalid("raft.snapshot_entries", "must be >= 1");
   }
+  if (absl::Status s = ValidateGateways(config); !s.ok()) return s;
   static const char* kLevels[] = {"debug", "info", "warning", "error"};
   bool level_ok = false;
   for (const char* level : kLevels) level_ok |= config.log_level() == level;

@@ -88,6 +88,7 @@ MetaApplyResult MetaFsm::Apply(uint64_t index, const MetaCommand& command,
       *entry.mutable_limits() = create.limits();
       entry.set_created_ns(create.time_ns());
       *entry.mutable_replicas() = create.replicas();
+      if (create.has_mirror()) *entry.mutable_mirror() = create.mirror();
       meta_.set_next_channel_id(meta_.next_channel_id() + 1);
       store_->PutDirectoryEntry(entry, batch);
       result.channel_id = entry.channel_id();

@@ -44,6 +44,9 @@ Node::Node(const ServerConfig& config, const Clock* clock)
   }
   std::sort(cluster_nodes_.begin(), cluster_nodes_.end());
   tick_ns_ = int64_t{config_.raft().tick_ms()} * 1000000;
+  for (const MirrorConfig& mirror : config_.mirrors()) {
+    mirror_names_.insert(mirror.channel());
+  }
   fsm_options_.dedup_window_ms = config_.store().dedup_window_ms();
   fsm_options_.dedup_entries_max = config_.store().dedup_entries_max();
   host_options_.config = &config_;
@@ -229,6 +232,14 @@ void Node::Stop() {
     for (auto& waiter : waiters) waiter(status);
   }
   creating_.clear();
+  for (FetchWaiter& waiter : fetch_waiters_) waiter.done(status);
+  fetch_waiters_.clear();
+  for (auto& [cluster, batch] : gateway_publishes_) {
+    for (size_t i = 0; i < batch.dones.size(); ++i) {
+      batch.dones[i](ErrorAck(batch.msgs[i].guid(), status));
+    }
+  }
+  gateway_publishes_.clear();
 }
 
 bool Node::Post(absl::AnyInvocable<void()> task) {
@@ -268,6 +279,7 @@ void Node::RunTasks() {
 void Node::RunOnce(int64_t now_ns) {
   RunTasks();
   FlushForwardedPublishes();
+  FlushGatewayPublishes();
   if (now_ns >= next_tick_ns_) {
     Tick(now_ns);
     next_tick_ns_ = now_ns + tick_ns_;
@@ -275,6 +287,8 @@ void Node::RunOnce(int64_t now_ns) {
   FlushProposals();
   ProcessReadies();
   PumpDeliveries(now_ns);
+  ServeFetchWaiters(now_ns);
+  PumpMirrors(now_ns);
   // Progress (acks, lease extensions) from the pump is persisted with the
   // next iteration's group commit.
   FlushProposals();
@@ -300,6 +314,7 @@ void Node::Tick(int64_t now_ns) {
   if (now_ns >= next_reconcile_ns_) {
     next_reconcile_ns_ = now_ns + 1000000000;  // once a second
     ReconcileMembership();
+    ReconcileMirrors();
   }
   if (now_ns >= next_balance_ns_) {
     next_balance_ns_ = now_ns + 2000000000;  // every two seconds
@@ -339,6 +354,18 @@ int64_t Node::NextWakeNs(int64_t now_ns) const {
   if (!all_quiesced_) wake = std::min(wake, next_tick_ns_);
   for (const auto& [id, host] : channels_) {
     wake = std::min(wake, host->NextDeadline());
+  }
+  for (const FetchWaiter& waiter : fetch_waiters_) {
+    wake = std::min(wake, waiter.deadline_ns);
+  }
+  for (const auto& [id, feed] : mirror_feeds_) {
+    // An idle feed fetches at its retry time; a fetching one is woken by
+    // the answer (a posted task) or gives up at its deadline.
+    if (feed.fetching) {
+      wake = std::min(wake, feed.fetch_deadline_ns);
+    } else if (feed.proposals == 0) {
+      wake = std::min(wake, feed.retry_ns);
+    }
   }
   return std::max(wake, now_ns);
 }

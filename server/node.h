@@ -51,10 +51,12 @@
 #include "proto/admin.pb.h"
 #include "proto/command.pb.h"
 #include "proto/config.pb.h"
+#include "proto/gateway.pb.h"
 #include "proto/streaming.pb.h"
 #include "server/channel_host.h"
 #include "server/clock.h"
 #include "server/forwarder.h"
+#include "server/gateway_client.h"
 #include "server/meta_fsm.h"
 #include "server/raft_group.h"
 #include "server/snapshot_fetcher.h"
@@ -83,6 +85,8 @@ class Node {
 
   // Wires the cluster (before Start). Either may be null for a single node.
   void SetCluster(Transport* transport, Forwarder* forwarder);
+  // Wires the links to other clusters (before Start; may stay null).
+  void SetGateways(GatewayClient* gateways) { gateways_ = gateways; }
   // Inbound raft batch from `from` (thread-safe; posted to the loop).
   void OnRaftMessages(raft::NodeId from, std::vector<raft::Message> messages);
 
@@ -106,6 +110,17 @@ class Node {
   // leader once the change is recorded; reconciliation does the rest.
   void AddNode(const AddNodeRequest& request, int hops, StatusDone done);
   void RemoveNode(const RemoveNodeRequest& request, int hops, StatusDone done);
+
+  // ---- Gateway requests from other clusters (thread-safe) ----
+  using HelloDone =
+      absl::AnyInvocable<void(absl::StatusOr<GatewayHelloResponse>)>;
+  using FetchDone =
+      absl::AnyInvocable<void(absl::StatusOr<GatewayFetchResponse>)>;
+  // A page of the channels this cluster owns (not its mirrors).
+  void GatewayDirectory(const GatewayHelloRequest& request, HelloDone done);
+  // Stored messages of a local replica of `request.channel()`; waits up to
+  // request.wait_ms (bounded) when none is stored from from_sequence yet.
+  void GatewayFetch(const GatewayFetchRequest& request, FetchDone done);
 
   // A snapshot of this node's view of the cluster (Admin.ClusterStatus).
   void ClusterStatus(
@@ -162,8 +177,10 @@ class Node {
       absl::AnyInvocable<void(absl::StatusOr<ChannelRoute>)>;
   void RouteChannel(const std::string& name, bool create, int hops,
                     int64_t deadline_ns, ChannelRouteDone then);
-  // Metadata leader only: creates `name` (or finds it created meanwhile).
-  void CreateChannel(const std::string& name, StatusDone done);
+  // Metadata leader only: creates `name` (or finds it created meanwhile),
+  // as a mirror of `mirror` when it is not null.
+  void CreateChannel(const std::string& name, StatusDone done,
+                     const MirrorSource* mirror = nullptr);
   // CheckClient against this node's metadata replica, confirmed with the
   // metadata leader (read barrier) before refusing, since the replica may
   // lag behind a just-applied Connect.
@@ -187,6 +204,28 @@ class Node {
   void DropClient(const std::string& client_id, const std::string& conn_id,
                   ClientClose::Reason reason, StatusDone done);
   void StepInbound(raft::NodeId from, std::vector<raft::Message> messages);
+
+  // ---- Gateways and mirrors (node_gateway.cc, loop thread) ----
+  // A client's publish (hops 0) to a channel another cluster serves: queued
+  // for that cluster's gateway (true), or false to serve it here.
+  bool RouteToGateway(PubMsg* msg, PublishDone* done);
+  void FlushGatewayPublishes();
+  // Client publishes to a mirror are refused.
+  bool IsMirror(const std::string& channel) const;
+  absl::StatusOr<GatewayFetchResponse> ReadForGateway(
+      const GatewayFetchRequest& request);
+  void ServeFetchWaiters(int64_t now_ns);
+  // Once a second: the metadata leader creates configured mirrors; leaders
+  // of mirror channels start their feeds; the gateway client learns the
+  // local directory.
+  void ReconcileMirrors();
+  // Fetches and proposes the next batches of every feed led here.
+  void PumpMirrors(int64_t now_ns);
+  struct MirrorFeed;
+  void OnMirrorFetched(uint64_t channel_id, uint64_t generation, uint64_t base,
+                       absl::StatusOr<GatewayFetchResponse> fetched);
+  uint64_t MirrorBase(const MirrorFeed& feed, const ChannelHost& host) const;
+  void ReportMirror(const MirrorFeed& feed, const ChannelHost& host);
   ClusterStatusResponse BuildClusterStatus();
 
   // ---- Snapshots and compaction (loop thread) ----
@@ -274,6 +313,42 @@ class Node {
   };
   absl::btree_map<std::pair<raft::NodeId, int>, ForwardBatch>
       forward_publishes_;
+  GatewayClient* gateways_ = nullptr;
+  // Client publishes to other clusters, by cluster, sent once per loop
+  // iteration.
+  absl::btree_map<std::string, ForwardBatch> gateway_publishes_;
+  // Configured mirror channel names.
+  absl::flat_hash_set<std::string> mirror_names_;
+  // Gateway fetches waiting for messages.
+  struct FetchWaiter {
+    GatewayFetchRequest request;
+    int64_t deadline_ns;
+    FetchDone done;
+  };
+  std::vector<FetchWaiter> fetch_waiters_;
+  // The feed of each mirror channel this node leads.
+  struct MirrorFeed {
+    uint64_t generation = 0;
+    std::string channel;
+    std::string source_cluster;
+    std::string source_channel;
+    bool fetching = false;
+    int64_t fetch_deadline_ns = 0;
+    // MirrorAppend proposals in flight, and the last sequence they carry.
+    int proposals = 0;
+    uint64_t proposed_last = 0;
+    // A proposal failed: wait for the others, then restart from the FSM.
+    bool resync = false;
+    int64_t retry_ns = 0;
+    int failures = 0;
+    uint64_t source_last = 0;
+    int64_t messages_applied = 0;
+    int64_t bytes_applied = 0;
+    std::string error;
+  };
+  absl::flat_hash_map<uint64_t, MirrorFeed> mirror_feeds_;
+  uint64_t next_feed_generation_ = 1;
+  absl::flat_hash_set<std::string> mirror_conflicts_logged_;
   std::unique_ptr<storage::Kv> kv_;
   std::unique_ptr<storage::ChannelStore> store_;
   std::unique_ptr<MetaFsm> meta_;

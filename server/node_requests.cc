@@ -203,6 +203,15 @@ void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
 }
 
 void Node::DoPublish(PubMsg msg, int hops, PublishDone done) {
+  if (hops == 0 && gateways_ != nullptr && RouteToGateway(&msg, &done)) return;
+  if (IsMirror(msg.subject())) {
+    done(ErrorAck(msg.guid(),
+                  absl::FailedPreconditionError(absl::StrCat(
+                      "channel '", msg.subject(),
+                      "' is a mirror of a remote channel: it is read-only; "
+                      "publish to its source"))));
+    return;
+  }
   // Fast path: a channel this node serves and a client it knows.
   if (const ChannelDirectoryEntry* entry = meta_->FindChannel(msg.subject())) {
     ChannelHost* host = FindChannel(entry->channel_id());
@@ -270,6 +279,21 @@ void Node::FlushForwardedPublishes() {
 
 void Node::DoSubscribe(const SubscriptionRequest& request, int hops,
                        std::shared_ptr<SubscriberStream> stream) {
+  if (hops == 0 && gateways_ != nullptr) {
+    const ChannelDirectoryEntry* entry = meta_->FindChannel(request.subject());
+    const std::string owner =
+        gateways_->RouteFor(request.subject(), entry != nullptr,
+                            (entry != nullptr && entry->has_mirror()) ||
+                                IsMirror(request.subject()));
+    if (!owner.empty()) {
+      // Creating the channel here would make a second owner of the name.
+      stream->End(absl::UnimplementedError(absl::StrCat(
+          "channel '", request.subject(), "' is owned by cluster '", owner,
+          "': subscribing across a gateway is not supported yet; declare a "
+          "mirror of it here (config `mirrors`) and subscribe to that")));
+      return;
+    }
+  }
   RouteChannel(
       request.subject(), /*create=*/true, hops, Deadline(),
       [this, request, hops, stream](absl::StatusOr<ChannelRoute> route) {

@@ -126,7 +126,8 @@ void Node::RouteChannel(const std::string& name, bool create, int hops,
   host->group()->WhenRoutable(deadline_ns, retry(std::move(then)));
 }
 
-void Node::CreateChannel(const std::string& name, StatusDone done) {
+void Node::CreateChannel(const std::string& name, StatusDone done,
+                         const MirrorSource* mirror) {
   auto& waiters = creating_[name];
   waiters.push_back(std::move(done));
   if (waiters.size() > 1) return;  // creation already proposed
@@ -149,6 +150,7 @@ void Node::CreateChannel(const std::string& name, StatusDone done) {
   create->set_name(name);
   *create->mutable_limits() = ResolveChannelLimits(name, config_.store());
   create->set_time_ns(clock_->NowNs());
+  if (mirror != nullptr) *create->mutable_mirror() = *mirror;
   for (uint64_t node : PlaceNewChannel(ActiveNodes(), meta_->channels())) {
     create->add_replicas(node);
   }

@@ -43,6 +43,7 @@ ClusterStatusResponse Node::BuildClusterStatus() {
   response.set_node_id(self_);
   response.set_channels(static_cast<int>(meta_->channels().size()));
   response.set_clients(static_cast<int>(meta_->clients().size()));
+  if (gateways_ != nullptr) *response.mutable_gateways() = gateways_->Status();
   NodeStatus* me = response.add_nodes();
   me->set_node_id(self_);
   me->set_client_address(config_.node().client_address());

@@ -43,6 +43,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     server->node_->SetCluster(server->transport_.get(),
                               server->forwarder_.get());
   }
+  if (server->config_.gateways_size() > 0) {
+    GatewayClientOptions gateway;
+    gateway.cluster_name = node_config.cluster_name();
+    gateway.remotes.assign(server->config_.gateways().begin(),
+                           server->config_.gateways().end());
+    gateway.request_timeout_ms = server->config_.gateway().request_timeout_ms();
+    gateway.directory_refresh_ms =
+        server->config_.gateway().directory_refresh_ms();
+    // TLS plugs in here (server/tls.h): channel credentials for the links
+    // this node dials; null means insecure.
+    gateway.credentials = nullptr;
+    server->gateway_client_ = std::make_unique<GatewayClient>(gateway);
+    server->node_->SetGateways(server->gateway_client_.get());
+  }
   server->service_ =
       std::make_unique<StreamingService>(server->node_.get(), &server->config_);
 
@@ -71,6 +85,34 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   }
   const std::string host = address.substr(0, address.rfind(':'));
   server->client_address_ = absl::StrCat(host, ":", port);
+  if (!node_config.gateway_address().empty()) {
+    server->gateway_service_ =
+        std::make_unique<GatewayService>(server->node_.get(), &server->config_);
+    grpc::ServerBuilder gateway_builder;
+    int gateway_port = 0;
+    // TLS plugs in here (server/tls.h): server credentials of the gateway
+    // listener; insecure for now.
+    gateway_builder.AddListeningPort(node_config.gateway_address(),
+                                     grpc::InsecureServerCredentials(),
+                                     &gateway_port);
+    gateway_builder.RegisterService(server->gateway_service_.get());
+    gateway_builder.SetMaxReceiveMessageSize(static_cast<int>(
+        server->config_.store().max_payload_bytes() + (4 << 20)));
+    gateway_builder.SetMaxSendMessageSize(128 << 20);
+    server->gateway_server_ = gateway_builder.BuildAndStart();
+    if (server->gateway_server_ == nullptr || gateway_port == 0) {
+      server->Stop();
+      return absl::UnavailableError(absl::StrCat(
+          "cannot listen on gateway address ", node_config.gateway_address(),
+          " (in use, or not a valid host:port)"));
+    }
+    const std::string& gateway = node_config.gateway_address();
+    server->gateway_address_ =
+        absl::StrCat(gateway.substr(0, gateway.rfind(':')), ":", gateway_port);
+    LOG(INFO) << "serving gateways address=" << server->gateway_address_
+              << " cluster=" << node_config.cluster_name();
+  }
+  if (server->gateway_client_ != nullptr) server->gateway_client_->Start();
   LOG(INFO) << "serving clients address=" << server->client_address_
             << " node=" << config.node().id()
             << " cluster=" << config.node().cluster_name();
@@ -82,12 +124,17 @@ Server::~Server() { Stop(); }
 void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
+  if (gateway_client_ != nullptr) gateway_client_->Stop();
   // Stop the node first so every stream ends with UNAVAILABLE from its side
   // and every unary call is answered. gRPC then waits for idle client
   // connections until the deadline, which therefore stays short.
   node_->Stop();
   grpc_server_->Shutdown(
       absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+  if (gateway_server_ != nullptr) {
+    gateway_server_->Shutdown(
+        absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+  }
   if (transport_ != nullptr) transport_->Shutdown();
   LOG(INFO) << "server stopped node=" << config_.node().id();
 }

@@ -17,6 +17,8 @@
 #include "server/admin_service.h"
 #include "server/clock.h"
 #include "server/forwarder.h"
+#include "server/gateway_client.h"
+#include "server/gateway_service.h"
 #include "server/grpc_transport.h"
 #include "server/node.h"
 #include "server/snapshot_service.h"
@@ -37,6 +39,8 @@ class Server {
 
   // The address clients can dial, with the port actually bound.
   const std::string& client_address() const { return client_address_; }
+  // The gateway address with the port actually bound (empty: none).
+  const std::string& gateway_address() const { return gateway_address_; }
   Node* node() { return node_.get(); }
 
  private:
@@ -51,7 +55,11 @@ class Server {
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<SnapshotService> snapshots_;
   std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<GatewayClient> gateway_client_;
+  std::unique_ptr<GatewayService> gateway_service_;
+  std::unique_ptr<grpc::Server> gateway_server_;
   std::string client_address_;
+  std::string gateway_address_;
   bool stopped_ = false;
 };
 

@@ -16,6 +16,21 @@ TestCluster::TestCluster(int nodes, std::string extra_config, int members)
     : extra_config_(std::move(extra_config)),
       members_(members > 0 ? members : nodes),
       root_(ServerProcess::NewTempDir("cluster")) {
+  CreateNodes(nodes);
+}
+
+TestCluster::TestCluster(int nodes, std::string extra_config,
+                         std::string cluster_name,
+                         std::vector<std::string> gateway_addresses)
+    : extra_config_(std::move(extra_config)),
+      cluster_name_(std::move(cluster_name)),
+      gateway_addresses_(std::move(gateway_addresses)),
+      members_(nodes),
+      root_(ServerProcess::NewTempDir(cluster_name_)) {
+  CreateNodes(nodes);
+}
+
+void TestCluster::CreateNodes(int nodes) {
   for (int i = 0; i < nodes; ++i) {
     client_addresses_.push_back(
         absl::StrCat("127.0.0.1:", ServerProcess::FreePort()));
@@ -31,9 +46,13 @@ TestCluster::TestCluster(int nodes, std::string extra_config, int members)
 }
 
 std::string TestCluster::ConfigFor(int id) const {
-  std::string config = absl::StrCat(
-      "node { id: ", id, " cluster_name: \"test\" cluster_address: \"",
-      cluster_addresses_[id - 1], "\"");
+  std::string config =
+      absl::StrCat("node { id: ", id, " cluster_name: \"", cluster_name_,
+                   "\" cluster_address: \"", cluster_addresses_[id - 1], "\"");
+  if (static_cast<size_t>(id) <= gateway_addresses_.size()) {
+    absl::StrAppend(&config, " gateway_address: \"", gateway_addresses_[id - 1],
+                    "\"");
+  }
   for (int peer = 1; peer <= members_; ++peer) {
     if (peer == id) continue;
     absl::StrAppend(&config, " peers { id: ", peer, " cluster_address: \"",

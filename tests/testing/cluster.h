@@ -26,6 +26,10 @@ class TestCluster {
   // as peers, ready to be added with Admin.AddNode.
   explicit TestCluster(int nodes, std::string extra_config = "",
                        int members = 0);
+  // A cluster named `cluster_name` whose node i serves gateways on
+  // gateway_addresses[i - 1] (see ServerProcess::FreePort).
+  TestCluster(int nodes, std::string extra_config, std::string cluster_name,
+              std::vector<std::string> gateway_addresses);
 
   // Starts every member node (they elect leaders by themselves); spares
   // are started with StartNode.
@@ -60,8 +64,11 @@ class TestCluster {
 
  private:
   std::string ConfigFor(int id) const;
+  void CreateNodes(int nodes);
 
   std::string extra_config_;
+  std::string cluster_name_ = "test";
+  std::vector<std::string> gateway_addresses_;
   int members_;
   std::string root_;
   std::vector<std::string> client_addresses_;
