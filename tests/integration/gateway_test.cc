@@ -233,10 +233,13 @@ TEST_F(GatewayTest, UnknownClusterIsRefused) {
 
 TEST_F(GatewayTest, MirrorCatchesUpSurvivesFaultsAndIsByteIdentical) {
   StartClusters();
-  std::unique_ptr<TestConnection> west = Connected(west_.get(), 1, "pub");
   constexpr int kFirst = 10000;
   constexpr int kMore = 2000;
+  std::unique_ptr<TestConnection> west;
   auto publish = [&](int from, int count) {
+    // A fresh client each time: the test does not ping, and a paused
+    // cluster drops idle clients.
+    west = Connected(west_.get(), 1, absl::StrCat("pub", from));
     std::vector<PubMsg> msgs;
     for (int i = from; i < from + count; ++i) {
       PubMsg msg = west->Msg(
