@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <utility>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "rocksdb/write_batch.h"
 #include "storage/keys.h"
 #include "storage/power_loss_fs.h"
+#include "storage/sync_watermark.h"
 
 namespace spate::storage {
 namespace {
@@ -198,6 +200,11 @@ class RocksKv::Impl {
   }
 
   ~Impl() {
+    if (mark_ != nullptr && synced_ > mark_->recorded()) {
+      // A clean stop records everything synced: any later loss is caught.
+      const absl::Status status = mark_->Record(synced_);
+      if (!status.ok()) LOG(ERROR) << status;
+    }
     for (rocksdb::ColumnFamilyHandle* handle : handles_) {
       const rocksdb::Status status = db_->DestroyColumnFamilyHandle(handle);
       if (!status.ok()) {
@@ -217,7 +224,26 @@ class RocksKv::Impl {
   }
   const std::string& dir() const { return dir_; }
 
+  void set_mark(std::unique_ptr<SyncWatermark> mark) {
+    mark_ = std::move(mark);
+  }
+
+  // After a synced write: everything up to the latest sequence is durable
+  // (Write has a single caller). Recorded at most every kMarkInterval.
+  absl::Status OnSynced() {
+    synced_ = db_->GetLatestSequenceNumber();
+    const auto now = std::chrono::steady_clock::now();
+    if (mark_ == nullptr || now < next_mark_) return absl::OkStatus();
+    next_mark_ = now + kMarkInterval;
+    return mark_->Record(synced_);
+  }
+
  private:
+  static constexpr std::chrono::milliseconds kMarkInterval{10};
+
+  std::unique_ptr<SyncWatermark> mark_;
+  uint64_t synced_ = 0;
+  std::chrono::steady_clock::time_point next_mark_;
   const std::string dir_;
   std::unique_ptr<rocksdb::DB> db_;
   // handles_[0] is "default" (unused), then one per Space in enum order.
@@ -264,8 +290,22 @@ absl::StatusOr<std::unique_ptr<RocksKv>> RocksKv::Open(
     }
     return open_error;
   }
-  return std::unique_ptr<RocksKv>(
-      new RocksKv(std::make_unique<Impl>(dir, db, std::move(handles))));
+  auto impl = std::make_unique<Impl>(dir, db, std::move(handles));
+  absl::StatusOr<std::unique_ptr<SyncWatermark>> mark =
+      SyncWatermark::Open(dir);
+  if (!mark.ok()) return mark.status();
+  const uint64_t recovered = db->GetLatestSequenceNumber();
+  if (recovered < (*mark)->recorded()) {
+    return absl::DataLossError(absl::StrCat(
+        "the store in ", dir, " lost writes it had synced: its write-ahead ",
+        "log recovers up to sequence ", recovered, " but sequence ",
+        (*mark)->recorded(), " was synced (", SyncWatermark::kFileName,
+        "); a truncated or damaged log. This node must not serve or vote ",
+        "with it: move the directory away and restart the node empty, and ",
+        "it catches up from its peers"));
+  }
+  impl->set_mark(*std::move(mark));
+  return std::unique_ptr<RocksKv>(new RocksKv(std::move(impl)));
 }
 
 namespace {
@@ -417,6 +457,7 @@ absl::Status RocksKv::Write(const WriteBatch& batch, bool sync) {
     rocksdb::WriteOptions write_options;
     write_options.sync = sync;
     status = impl_->db()->Write(write_options, &rocks_batch);
+    if (status.ok() && sync) return impl_->OnSynced();
   }
   return ToStatus(status, absl::StrCat("write of ", batch.count(),
                                        " operations to ", impl_->dir()));

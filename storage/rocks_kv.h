@@ -17,7 +17,10 @@
 //   a torn last record (crash mid-write of an unsynced batch) is dropped, but
 //   corruption anywhere else in the WAL refuses to open instead of silently
 //   rolling back synced, acknowledged writes (RocksDB's default,
-//   kPointInTimeRecovery, would stop replay at the damage and open).
+//   kPointInTimeRecovery, would stop replay at the damage and open). A log
+//   that lost its synced tail cleanly (cut at a record boundary, or torn
+//   where recovery takes it for an unsynced write) is caught by the sync
+//   watermark (storage/sync_watermark.h): Open fails with DataLoss.
 //   paranoid_checks is on: a failed write or a bad file stops the store.
 // - Write-heavy logs: the raft log and messages spaces get large memtables.
 //   Raft log entries are usually deleted (compacted after a snapshot) soon

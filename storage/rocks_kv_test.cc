@@ -264,12 +264,16 @@ TEST(RocksKvTest, CorruptWalRefusesToOpen) {
   EXPECT_TRUE(absl::StrContains(kv.status().message(), dir)) << kv.status();
 }
 
-TEST(RocksKvTest, TornWalTailLosesOnlyTheLastWrite) {
+TEST(RocksKvTest, TornWalTailLosesOnlyTheLastUnsyncedWrite) {
   const std::string dir = MakeTempDir();
   {
     std::unique_ptr<RocksKv> kv = OpenOrDie(dir);
     ASSERT_NE(kv, nullptr);
-    WriteKeys(kv.get());
+    for (int i = 0; i < kKeys; ++i) {
+      WriteBatch batch;
+      batch.Put(Space::kRaftLog, Key(i), Value(i, kValueBytes));
+      ASSERT_TRUE(kv->Write(batch, /*sync=*/i < kKeys - 1).ok());
+    }
   }
   // A crash in the middle of appending the last record.
   const std::vector<fs::path> wals = FilesWithExtension(dir, ".log");
@@ -283,6 +287,60 @@ TEST(RocksKvTest, TornWalTailLosesOnlyTheLastWrite) {
   }
   EXPECT_EQ(kv->Get(Space::kRaftLog, Key(kKeys - 1)).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// The write-ahead log cut at a record boundary, or torn, looks like a log
+// that simply ends; only the sync watermark tells that synced writes are
+// gone (storage/sync_watermark.h).
+TEST(RocksKvTest, TruncatedSyncedWalRefusesToOpen) {
+  const std::string dir = MakeTempDir();
+  {
+    std::unique_ptr<RocksKv> kv = OpenOrDie(dir);
+    ASSERT_NE(kv, nullptr);
+    WriteKeys(kv.get());
+  }
+  const std::vector<fs::path> wals = FilesWithExtension(dir, ".log");
+  ASSERT_EQ(wals.size(), 1u);
+  fs::resize_file(wals[0], fs::file_size(wals[0]) / 2);
+
+  absl::StatusOr<std::unique_ptr<RocksKv>> kv =
+      RocksKv::Open(dir, RocksKvOptions());
+  ASSERT_FALSE(kv.ok()) << "synced writes vanished unnoticed";
+  EXPECT_EQ(kv.status().code(), absl::StatusCode::kDataLoss) << kv.status();
+  EXPECT_TRUE(absl::StrContains(kv.status().message(),
+                                "lost writes it had "
+                                "synced"))
+      << kv.status();
+}
+
+TEST(RocksKvTest, TruncatedSyncedWalAfterACrashRefusesToOpen) {
+  const std::string dir = MakeTempDir();
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Synced writes, then a crash: no clean close records the watermark.
+    absl::StatusOr<std::unique_ptr<RocksKv>> kv =
+        RocksKv::Open(dir, RocksKvOptions());
+    if (!kv.ok()) _exit(2);
+    for (int i = 0; i < kKeys; ++i) {
+      WriteBatch batch;
+      batch.Put(Space::kRaftLog, Key(i), Value(i, kValueBytes));
+      if (!(*kv)->Write(batch, /*sync=*/true).ok()) _exit(3);
+      if (i == kKeys / 2) usleep(50 * 1000);  // the watermark moves on
+    }
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  const std::vector<fs::path> wals = FilesWithExtension(dir, ".log");
+  ASSERT_EQ(wals.size(), 1u);
+  fs::resize_file(wals[0], fs::file_size(wals[0]) / 4);
+
+  absl::StatusOr<std::unique_ptr<RocksKv>> kv =
+      RocksKv::Open(dir, RocksKvOptions());
+  ASSERT_FALSE(kv.ok()) << "synced writes vanished unnoticed";
+  EXPECT_EQ(kv.status().code(), absl::StatusCode::kDataLoss) << kv.status();
 }
 
 }  // namespace
