@@ -128,9 +128,13 @@ void Server::Stop() {
   // Stop the node first so every stream ends with UNAVAILABLE from its side
   // and every unary call is answered. gRPC then waits for idle client
   // connections until the deadline, which therefore stays short.
-  node_->Stop();
-  grpc_server_->Shutdown(
-      absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+  // Start() may have failed before the node or the listener existed (a
+  // corrupt store, an address in use): stop only what was made.
+  if (node_ != nullptr) node_->Stop();
+  if (grpc_server_ != nullptr) {
+    grpc_server_->Shutdown(
+        absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));
+  }
   if (gateway_server_ != nullptr) {
     gateway_server_->Shutdown(
         absl::ToChronoTime(absl::Now() + absl::Milliseconds(500)));

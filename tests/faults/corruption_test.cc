@@ -11,6 +11,8 @@
 // repair before we look: it must have exited, or report the channel's
 // group halted, or still hold every entry it held before.
 #include <filesystem>
+#include <fstream>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -86,7 +88,9 @@ TEST(CorruptionTest, TruncatedSyncedWalIsNotSilentlyAccepted_seed107) {
   }
   absl::Status started = cluster.StartNode(3, /*lose_unsynced=*/false);
   if (!started.ok()) {
-    SUCCEED() << "node 3 refused its damaged store: " << started;
+    // The refusal must say why: print it for the test log.
+    std::cout << "node 3 refused its damaged store: " << started << "\n"
+              << cluster.process(3).Log() << std::endl;
     return;
   }
   std::optional<GroupStatus> after;
@@ -187,6 +191,53 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
     ASSERT_TRUE(later.ok()) << later.status() << "\n" << cluster.Logs();
     EXPECT_GT(*later, kAcked);
   }
+}
+
+// Also from CorruptStoppedNode: a bit flipped inside an early record of
+// the write-ahead log is corruption RocksDB reports when the node opens its
+// store. The node must exit with a clear message naming the damage (and
+// exit status 1), not crash: spate-server used to dereference its null
+// Node while tearing down the half-started server (SIGSEGV, nothing
+// logged), so an operator saw a crash instead of "corrupt store".
+TEST(CorruptionTest,
+     CorruptWalRecordMakesTheNodeExitWithAClearMessage_seed107) {
+  FaultClusterOptions options;
+  FaultCluster cluster(options);
+  ASSERT_TRUE(cluster.Start(/*lose_unsynced=*/false).ok()) << cluster.Logs();
+  TestConnection conn(cluster.client_address(1), "pub");
+  ASSERT_TRUE(Retry([&] { return conn.Connect(); }).ok());
+  for (int i = 1; i <= 20; ++i) {
+    ASSERT_TRUE(
+        Retry([&] { return conn.Publish("flip", absl::StrCat("m", i)); }).ok());
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<GroupStatus> group = GroupOf(&cluster, 3, "flip");
+        return group && group->last_sequence() == 20;
+      },
+      absl::Seconds(20)));
+  ASSERT_TRUE(cluster.StopNode(3).ok());
+  const std::filesystem::path wal = NewestWal(cluster.data_dir(3));
+  ASSERT_FALSE(wal.empty());
+  ASSERT_GT(std::filesystem::file_size(wal), 64u);
+  {
+    // Byte 10: inside the first record's payload (its header is 7 bytes),
+    // with later records behind it, so it is not a torn tail.
+    std::fstream file(wal, std::ios::in | std::ios::out | std::ios::binary);
+    file.seekg(10);
+    char byte = 0;
+    file.read(&byte, 1);
+    byte = static_cast<char>(byte ^ 0x10);
+    file.seekp(10);
+    file.write(&byte, 1);
+  }
+  const absl::Status started = cluster.StartNode(3, /*lose_unsynced=*/false);
+  ASSERT_FALSE(started.ok()) << "node 3 served a store with a corrupt WAL";
+  const std::string log = cluster.process(3).Log();
+  EXPECT_TRUE(absl::StrContains(log, "spate-server: cannot start:"))
+      << "no clear message; log:\n"
+      << log;
+  EXPECT_TRUE(absl::StrContains(log, "orruption")) << log;
 }
 
 }  // namespace
