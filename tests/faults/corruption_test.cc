@@ -142,15 +142,18 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
     cluster.SetLink(2, peer, LinkRule{LinkMode::kDrop});
     cluster.SetLink(peer, 2, LinkRule{LinkMode::kDrop});
   }
-  constexpr uint64_t kAcked = 301;  // "first" and 300 more
-  for (int i = 2; i <= static_cast<int>(kAcked); ++i) {
+  // Retried publishes (while the channel's leader moves away from node 2)
+  // may store a message twice, so the acked top is measured, not assumed.
+  uint64_t acked = 1;
+  for (int i = 2; i <= 301; ++i) {
     absl::StatusOr<uint64_t> sequence = Retry([&] {
       return conn.Publish("w",
                           absl::StrCat("m", i, "-", std::string(200, 'x')));
     });
     ASSERT_TRUE(sequence.ok()) << sequence.status();
-    ASSERT_EQ(*sequence, static_cast<uint64_t>(i));
+    acked = std::max(acked, *sequence);
   }
+  const uint64_t kAcked = acked;
   ASSERT_TRUE(WaitFor(
       [&] {
         std::optional<GroupStatus> group = GroupOf(&cluster, 3, "w");
