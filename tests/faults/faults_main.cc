@@ -65,6 +65,9 @@ int Main() {
       ++valid;
     } else {
       invalid_seeds.push_back(options.seed);
+    }
+    // Reported-only findings (a payload stored twice) are explained too.
+    if (!report.valid() || report.check.stored_twice > 0) {
       std::cout << report.Explain() << std::flush;
     }
     for (const auto& [kind, count] : report.faults) faults[kind] += count;
