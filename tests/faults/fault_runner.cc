@@ -196,8 +196,7 @@ class Runner {
         // caught up; the next fault waits for that, so that at most one
         // node lacks data at any time (soak seed 3064: two nodes wiped
         // 1.5 s apart, then the only intact node cut off).
-        LastSequences ignored;
-        if (absl::Status s = Settle(&ignored, absl::Seconds(60)); !s.ok()) {
+        if (absl::Status s = CatchUp(absl::Seconds(60)); !s.ok()) {
           return absl::Status(s.code(),
                               absl::StrCat("after the damage: ", s.message()));
         }
@@ -299,6 +298,46 @@ class Runner {
     }
     lossy_ = false;
     return StartNodes(all);
+  }
+
+  // Waits until every node holds, for every channel, at least the last
+  // sequence any node held when the wait began (publishers keep running,
+  // so equal last sequences may never be seen at one instant).
+  absl::Status CatchUp(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    std::map<std::string, uint64_t> target;
+    std::string why = "no status yet";
+    while (absl::Now() < deadline) {
+      bool done = true;
+      for (int id = 1; id <= options_.nodes; ++id) {
+        absl::StatusOr<ClusterStatusResponse> status = cluster_->Status(id);
+        if (!status.ok()) {
+          why = absl::StrCat("node ", id, ": ", status.status().ToString());
+          done = false;
+          continue;
+        }
+        std::map<std::string, uint64_t> held;
+        for (const GroupStatus& group : status->groups()) {
+          if (!group.channel().empty()) {
+            held[group.channel()] = group.last_sequence();
+          }
+        }
+        for (const auto& [channel, last] : held) {
+          target.emplace(channel, last);  // first sight sets the target
+        }
+        for (const auto& [channel, want] : target) {
+          if (held[channel] < want) {
+            why = absl::StrCat("node ", id, " holds ", channel, " up to #",
+                               held[channel], " of #", want);
+            done = false;
+          }
+        }
+      }
+      if (done && !target.empty()) return absl::OkStatus();
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return absl::DeadlineExceededError(
+        absl::StrCat("a node did not catch up: ", why));
   }
 
   // Waits until every node hosts every channel with one leader and the
