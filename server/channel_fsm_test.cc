@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "storage/channel_store.h"
 #include "storage/mem_kv.h"
@@ -480,6 +481,64 @@ TEST_F(ChannelFsmTest, ReadsSpanTheStoreAndTheCache) {
   out.clear();
   ASSERT_TRUE(fsm_->ReadMessages(1, 2, 1 << 20, &out).ok());
   EXPECT_EQ(out.size(), 2u);
+}
+
+ChannelCommand MirrorBatch(uint64_t prev, std::vector<uint64_t> sequences) {
+  ChannelCommand command;
+  command.mutable_mirror_append()->set_prev_sequence(prev);
+  for (uint64_t seq : sequences) {
+    StoredMessage* msg = command.mutable_mirror_append()->add_messages();
+    msg->set_sequence(seq);
+    msg->set_timestamp_ns(static_cast<int64_t>(seq) * 1000);
+    msg->set_data(absl::StrCat("m", seq));
+    msg->set_guid(absl::StrCat("g", seq));
+    msg->set_crc32(static_cast<uint32_t>(seq));
+  }
+  return command;
+}
+
+TEST_F(ChannelFsmTest, MirrorAppendKeepsSourceSequencesExactlyOnce) {
+  ChannelApplyResult result = Apply(MirrorBatch(0, {1, 2, 3}));
+  ASSERT_TRUE(result.status.ok()) << result.status;
+  EXPECT_EQ(result.sequences, (std::vector<uint64_t>{1, 2, 3}));
+  // The same batch again (a resumed feed) is rejected, nothing changes.
+  result = Apply(MirrorBatch(0, {1, 2, 3}));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kFailedPrecondition);
+  // A batch that would leave a hole after what it claims to follow, too.
+  result = Apply(MirrorBatch(5, {6}));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(fsm_->last_sequence(), 3u);
+  ASSERT_TRUE(Apply(MirrorBatch(3, {4})).status.ok());
+  // Stored exactly as the source stored them, and so after a reload.
+  std::unique_ptr<ChannelFsm> loaded = Reload();
+  ASSERT_NE(loaded, nullptr);
+  absl::StatusOr<StoredMessage> msg = loaded->ReadMessage(4);
+  ASSERT_TRUE(msg.ok()) << msg.status();
+  EXPECT_EQ(msg->timestamp_ns(), 4000);
+  EXPECT_EQ(msg->data(), "m4");
+  EXPECT_EQ(msg->guid(), "g4");
+  EXPECT_EQ(msg->crc32(), 4u);
+  EXPECT_EQ(loaded->first_sequence(), 1u);
+  EXPECT_EQ(loaded->last_sequence(), 4u);
+}
+
+TEST_F(ChannelFsmTest, MirrorAppendFollowsSourceRetentionHoles) {
+  // The source removed 1..9 before the mirror saw them: it starts at 10.
+  ASSERT_TRUE(Apply(MirrorBatch(0, {10, 11})).status.ok());
+  EXPECT_EQ(fsm_->first_sequence(), 10u);
+  EXPECT_EQ(fsm_->last_sequence(), 11u);
+  // Later a hole again (the link was down while the source trimmed): the
+  // messages before it are dropped so the stored range stays contiguous.
+  ASSERT_TRUE(Apply(MirrorBatch(11, {20, 21})).status.ok());
+  EXPECT_EQ(fsm_->first_sequence(), 20u);
+  EXPECT_EQ(fsm_->last_sequence(), 21u);
+  EXPECT_EQ(fsm_->record().msgs(), 2);
+  EXPECT_FALSE(fsm_->ReadMessage(11).ok());
+  ASSERT_TRUE(fsm_->ReadMessage(21).ok());
+  // Descending sequences are refused whole.
+  ChannelApplyResult result = Apply(MirrorBatch(21, {23, 22}));
+  EXPECT_EQ(result.status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(fsm_->last_sequence(), 21u);
 }
 
 }  // namespace

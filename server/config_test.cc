@@ -50,5 +50,47 @@ TEST(ConfigTest, InvalidValuesNameTheField) {
   EXPECT_FALSE(ValidateConfig(config).ok());
 }
 
+TEST(ConfigTest, GatewaysAndMirrorsAreChecked) {
+  absl::StatusOr<ServerConfig> config = ParseConfigText(
+      "node { cluster_name: \"east\" gateway_address: \"127.0.0.1:7222\" }\n"
+      "gateways { name: \"west\" addresses: \"127.0.0.1:7322\" }\n"
+      "mirrors { channel: \"orders-copy\" source_cluster: \"west\" "
+      "source_channel: \"orders\" }\n",
+      "test.conf");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(ValidateConfig(*config).ok()) << ValidateConfig(*config);
+
+  ServerConfig bad = *config;
+  bad.mutable_gateways(0)->set_name("east");
+  absl::Status status = ValidateConfig(bad);
+  EXPECT_NE(status.message().find("gateways.name"), std::string::npos);
+  EXPECT_NE(status.message().find("own name"), std::string::npos) << status;
+
+  bad = *config;
+  bad.mutable_gateways(0)->clear_addresses();
+  EXPECT_NE(ValidateConfig(bad).message().find("gateways.addresses"),
+            std::string::npos);
+
+  bad = *config;
+  *bad.add_gateways() = config->gateways(0);
+  EXPECT_NE(ValidateConfig(bad).message().find("twice"), std::string::npos);
+
+  bad = *config;
+  bad.mutable_mirrors(0)->set_source_cluster("north");
+  status = ValidateConfig(bad);
+  EXPECT_NE(status.message().find("mirrors.source_cluster"), std::string::npos)
+      << status;
+
+  bad = *config;
+  bad.mutable_mirrors(0)->set_channel("orders.*");
+  EXPECT_NE(ValidateConfig(bad).message().find("mirrors.channel"),
+            std::string::npos);
+
+  bad = *config;
+  bad.mutable_gateways(0)->set_name("we st");
+  EXPECT_NE(ValidateConfig(bad).message().find("gateways.name"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace spate::server

@@ -187,6 +187,12 @@ class SubscribeRelay : public grpc::ClientBidiReactor<SubscribeFrame, Delivery>,
 
 }  // namespace
 
+void RelaySubscription(Streaming::Stub* stub, int hops,
+                       const SubscriptionRequest& request,
+                       std::shared_ptr<SubscriberStream> stream) {
+  SubscribeRelay::Start(stub, hops, request, std::move(stream));
+}
+
 int IncomingHops(const grpc::ServerContextBase& context) {
   auto it = context.client_metadata().find(kHopsMetadataKey);
   if (it == context.client_metadata().end()) return 0;

@@ -38,6 +38,13 @@ inline constexpr int kForwardHopsMax = 2;
 // The hop count of an incoming call (0 for a client's own call).
 int IncomingHops(const grpc::ServerContextBase& context);
 
+// Relays `request` over `stub` (any node's Streaming service, e.g. another
+// cluster's gateway listener) with hop count `hops`; `stream` gets the
+// response, the deliveries and the end status, its acks go up.
+void RelaySubscription(Streaming::Stub* stub, int hops,
+                       const SubscriptionRequest& request,
+                       std::shared_ptr<SubscriberStream> stream);
+
 class Forwarder {
  public:
   // `client_addresses`: node id → host:port of its client listener.

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "server/forwarder.h"
 
 namespace spate::server {
 namespace {
@@ -57,8 +58,10 @@ GatewayClient::GatewayClient(GatewayClientOptions options)
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
       args.SetMaxReceiveMessageSize(128 << 20);
       args.SetMaxSendMessageSize(128 << 20);
-      link.stubs.push_back(Gateway::NewStub(
-          grpc::CreateCustomChannel(address, credentials, args)));
+      std::shared_ptr<grpc::Channel> channel =
+          grpc::CreateCustomChannel(address, credentials, args);
+      link.stubs.push_back(Gateway::NewStub(channel));
+      link.streaming.push_back(Streaming::NewStub(channel));
     }
     if (!remote.addresses().empty()) link.address = remote.addresses(0);
   }
@@ -82,6 +85,7 @@ void GatewayClient::Stop() {
 void GatewayClient::Run() {
   while (true) {
     RefreshAll();
+    KeepAttached();
     absl::MutexLock lock(&mu_);
     auto stopping = [this]()
                         ABSL_SHARED_LOCKS_REQUIRED(mu_) { return stopping_; };
@@ -390,6 +394,168 @@ void GatewayClient::Fetch(
         }
         call->done(std::move(call->response));
       });
+}
+
+void GatewayClient::Attach(const std::string& cluster,
+                           const std::string& client_id, AttachDone done) {
+  struct Call {
+    grpc::ClientContext context;
+    GatewayAttachRequest request;
+    GatewayAttachResponse response;
+    std::shared_ptr<Streaming::Stub> streaming;
+    AttachDone done;
+  };
+  auto call = std::make_shared<Call>();
+  call->request.set_client_id(client_id);
+  call->done = std::move(done);
+  std::shared_ptr<Gateway::Stub> stub;
+  std::string address;
+  {
+    absl::MutexLock lock(&mu_);
+    stub = StubLocked(cluster, &address);
+    if (stub != nullptr) {
+      Link& link = links_[cluster];
+      call->streaming = link.streaming[link.current % link.streaming.size()];
+      ++link.requests;
+    }
+  }
+  if (stub == nullptr) {
+    call->done(absl::UnavailableError(absl::StrCat(
+                   "no usable gateway link to cluster '", cluster, "'; retry")),
+               nullptr);
+    return;
+  }
+  call->context.AddMetadata(kGatewayClusterMetadataKey, options_.cluster_name);
+  call->context.set_deadline(absl::ToChronoTime(
+      absl::Now() + absl::Milliseconds(options_.request_timeout_ms)));
+  stub->async()->Attach(&call->context, &call->request, &call->response,
+                        [this, cluster, call](grpc::Status status) {
+                          if (!status.ok()) {
+                            CallFailed(cluster, status);
+                            call->done(GatewayCallStatus(cluster, status),
+                                       nullptr);
+                            return;
+                          }
+                          call->done(call->response, call->streaming);
+                        });
+}
+
+void GatewayClient::KeepAttached() {
+  std::vector<std::pair<std::string, std::string>> clients;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [key, count] : attached_) clients.push_back(key);
+  }
+  for (const auto& [cluster, client_id] : clients) {
+    Attach(cluster, client_id,
+           [](absl::StatusOr<GatewayAttachResponse>,
+              std::shared_ptr<Streaming::Stub>) {});
+  }
+}
+
+namespace {
+
+// The local client's stream of a remote subscription: counts it as open
+// (so its client is kept registered remotely) until it ends.
+class RemoteSubscriberStream : public SubscriberStream {
+ public:
+  RemoteSubscriberStream(std::shared_ptr<SubscriberStream> local,
+                         absl::AnyInvocable<void()> on_end)
+      : local_(std::move(local)), on_end_(std::move(on_end)) {}
+  ~RemoteSubscriberStream() override { Ended(); }
+
+  bool Started(const SubscriptionResponse& response,
+               std::shared_ptr<SubscriptionUpstream> upstream) override {
+    return local_->Started(response, std::move(upstream));
+  }
+  bool Deliver(std::vector<MsgProto>* msgs) override {
+    return local_->Deliver(msgs);
+  }
+  void End(const absl::Status& status) override {
+    Ended();
+    local_->End(status);
+  }
+
+ private:
+  void Ended() {
+    absl::AnyInvocable<void()> on_end;
+    {
+      absl::MutexLock lock(&mu_);
+      on_end = std::move(on_end_);
+      on_end_ = nullptr;
+    }
+    if (on_end) on_end();
+  }
+
+  std::shared_ptr<SubscriberStream> local_;
+  absl::Mutex mu_;
+  absl::AnyInvocable<void()> on_end_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+void GatewayClient::Subscribe(const std::string& cluster,
+                              SubscriptionRequest request,
+                              std::shared_ptr<SubscriberStream> stream) {
+  const std::string client_id = request.client_id();
+  {
+    absl::MutexLock lock(&mu_);
+    ++attached_[{cluster, client_id}];
+  }
+  auto remote = std::make_shared<RemoteSubscriberStream>(
+      std::move(stream), [this, cluster, client_id] {
+        absl::MutexLock lock(&mu_);
+        auto it = attached_.find({cluster, client_id});
+        if (it != attached_.end() && --it->second <= 0) attached_.erase(it);
+      });
+  Attach(cluster, client_id,
+         [request = std::move(request), remote](
+             absl::StatusOr<GatewayAttachResponse> attached,
+             std::shared_ptr<Streaming::Stub> stub) mutable {
+           if (!attached.ok()) {
+             remote->End(attached.status());
+             return;
+           }
+           request.set_client_id(attached->client_id());
+           request.set_conn_id(attached->conn_id());
+           // Hop 1 at the owner: it may forward to its leader, never over
+           // a gateway again.
+           RelaySubscription(stub.get(), /*hops=*/0, request, remote);
+         });
+}
+
+void GatewayClient::Unsubscribe(const std::string& cluster,
+                                UnsubscribeRequest request,
+                                absl::AnyInvocable<void(absl::Status)> done) {
+  const std::string client_id = request.client_id();
+  auto shared =
+      std::make_shared<absl::AnyInvocable<void(absl::Status)>>(std::move(done));
+  Attach(cluster, client_id,
+         [this, cluster, request = std::move(request), shared](
+             absl::StatusOr<GatewayAttachResponse> attached,
+             std::shared_ptr<Streaming::Stub> stub) mutable {
+           if (!attached.ok()) {
+             (*shared)(attached.status());
+             return;
+           }
+           struct Call {
+             grpc::ClientContext context;
+             UnsubscribeRequest request;
+             UnsubscribeResponse response;
+           };
+           auto call = std::make_shared<Call>();
+           call->request = std::move(request);
+           call->request.set_client_id(attached->client_id());
+           call->request.set_conn_id(attached->conn_id());
+           call->context.AddMetadata(kHopsMetadataKey, "1");
+           call->context.set_deadline(absl::ToChronoTime(
+               absl::Now() + absl::Milliseconds(options_.request_timeout_ms)));
+           stub->async()->Unsubscribe(
+               &call->context, &call->request, &call->response,
+               [cluster, call, stub, shared](grpc::Status status) {
+                 (*shared)(GatewayCallStatus(cluster, status));
+               });
+         });
 }
 
 void GatewayClient::ReportMirror(const MirrorStatus& mirror) {

@@ -19,6 +19,15 @@
 // partitioned link fails them with UNAVAILABLE in bounded time and never
 // blocks local traffic.
 //
+// Remote subscriptions: the client is first registered in the owner
+// cluster (Gateway.Attach, repeated by the refresh thread while any of its
+// remote subscriptions is open, so the owner does not expire it), then the
+// subscription is relayed to the owner's Streaming service (served on its
+// gateway listener) under the client's id there: its state (durable
+// position, queue group, pending acks) lives in the owner's channel group,
+// deliveries and acks cross the gateway, and when the owner's leader
+// changes the stream ends UNAVAILABLE and the client resubscribes.
+//
 // Credentials: every channel is built with `options.credentials` (insecure
 // when null); TLS plugs in there (server/tls.h).
 //
@@ -43,6 +52,8 @@
 #include "proto/admin.pb.h"
 #include "proto/config.pb.h"
 #include "proto/gateway.grpc.pb.h"
+#include "proto/streaming.grpc.pb.h"
+#include "server/subscriber_stream.h"
 
 namespace spate::server {
 
@@ -83,6 +94,11 @@ class GatewayClient {
   // message gets an error ack when the link fails).
   void Publish(const std::string& cluster, std::vector<PubMsg> msgs,
                absl::AnyInvocable<void(std::vector<PubAck>)> done);
+  // Relays a local client's subscription to `cluster`.
+  void Subscribe(const std::string& cluster, SubscriptionRequest request,
+                 std::shared_ptr<SubscriberStream> stream);
+  void Unsubscribe(const std::string& cluster, UnsubscribeRequest request,
+                   absl::AnyInvocable<void(absl::Status)> done);
   // A mirror's fetch from `cluster`; the deadline covers request.wait_ms.
   void Fetch(
       const std::string& cluster, const GatewayFetchRequest& request,
@@ -103,6 +119,8 @@ class GatewayClient {
   struct Link {
     RemoteClusterConfig config;
     std::vector<std::shared_ptr<Gateway::Stub>> stubs;
+    // The same channels' Streaming service (remote subscriptions).
+    std::vector<std::shared_ptr<Streaming::Stub>> streaming;
     size_t current = 0;
     std::string state = "CONNECTING";
     std::string error;
@@ -123,6 +141,14 @@ class GatewayClient {
   // A call to `cluster` failed with `status`: next address next time.
   void CallFailed(const std::string& cluster, const grpc::Status& status);
   void Refresh(const std::string& cluster);
+  // Registers `client_id` in `cluster`; `done` gets its id and connection
+  // id there, and the stub to relay with.
+  using AttachDone = absl::AnyInvocable<void(
+      absl::StatusOr<GatewayAttachResponse>, std::shared_ptr<Streaming::Stub>)>;
+  void Attach(const std::string& cluster, const std::string& client_id,
+              AttachDone done);
+  // Keeps every client with open remote subscriptions registered.
+  void KeepAttached();
   void UpdateConflictsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run();
 
@@ -134,6 +160,9 @@ class GatewayClient {
   absl::btree_map<std::string, std::vector<std::string>> conflicts_
       ABSL_GUARDED_BY(mu_);
   absl::btree_map<std::string, MirrorStatus> mirrors_ ABSL_GUARDED_BY(mu_);
+  // (cluster, client id) → open remote subscriptions.
+  absl::btree_map<std::pair<std::string, std::string>, int> attached_
+      ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };

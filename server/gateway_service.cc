@@ -18,6 +18,14 @@ std::string RemoteClientId(const std::string& cluster,
   return absl::StrCat("gw_", cluster, "_", client_id);
 }
 
+namespace {
+
+std::string RemoteConnId(const std::string& remote_client_id) {
+  return absl::StrCat("gateway:", remote_client_id);
+}
+
+}  // namespace
+
 GatewayService::GatewayService(Node* node, const ServerConfig* config)
     : node_(node), config_(config) {
   for (const RemoteClusterConfig& remote : config->gateways()) {
@@ -72,7 +80,7 @@ grpc::ServerUnaryReactor* GatewayService::Hello(
   return reactor;
 }
 
-void GatewayService::Attach(const std::string& client_id, StatusDone then) {
+void GatewayService::Register(const std::string& client_id, StatusDone then) {
   const int64_t now_ns = absl::GetCurrentTimeNanos();
   const int64_t fresh_ns = config_->clients().ping_interval_ms() * 500000;
   {
@@ -87,7 +95,7 @@ void GatewayService::Attach(const std::string& client_id, StatusDone then) {
   connect.set_client_id(client_id);
   // Fixed per remote client: a repeated Connect is idempotent and counts
   // as a ping.
-  connect.set_conn_id(absl::StrCat("gateway:", client_id));
+  connect.set_conn_id(RemoteConnId(client_id));
   auto shared = std::make_shared<StatusDone>(std::move(then));
   node_->Connect(connect, /*hops=*/0,
                  [this, client_id, now_ns,
@@ -152,7 +160,7 @@ grpc::ServerUnaryReactor* GatewayService::Publish(
   }
   for (auto& [client_id, group] : groups) {
     auto shared = std::make_shared<Group>(std::move(group));
-    Attach(client_id, [this, shared, record](absl::Status status) {
+    Register(client_id, [this, shared, record](absl::Status status) {
       if (!status.ok()) {
         for (size_t i = 0; i < shared->msgs.size(); ++i) {
           record(shared->positions[i],
@@ -169,6 +177,36 @@ grpc::ServerUnaryReactor* GatewayService::Publish(
                      });
     });
   }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayService::Attach(
+    grpc::CallbackServerContext* context, const GatewayAttachRequest* request,
+    GatewayAttachResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<std::string> caller = Caller(*context);
+  if (caller.ok()) {
+    if (absl::Status valid = ValidateClientId(request->client_id());
+        !valid.ok()) {
+      caller = valid;
+    }
+  }
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  const std::string client_id = RemoteClientId(*caller, request->client_id());
+  if (absl::Status valid = ValidateClientId(client_id); !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  Register(client_id, [reactor, response, client_id](absl::Status status) {
+    if (status.ok()) {
+      response->set_client_id(client_id);
+      response->set_conn_id(RemoteConnId(client_id));
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  });
   return reactor;
 }
 

@@ -11,6 +11,12 @@
 // at least every half ping interval while it is active), so client checks,
 // limits and expiry work as for local clients.
 //
+// The gateway listener also serves the Streaming service, for the
+// subscriptions other clusters relay under their clients' ids here (see
+// Attach in proto/gateway.proto). It has no cluster check of its own: it
+// grants nothing the client listener does not (authentication, when it
+// comes, must cover both).
+//
 // Threading: thread-safe (gRPC threads; node callbacks on the loop).
 #ifndef SPATE_SERVER_GATEWAY_SERVICE_H_
 #define SPATE_SERVER_GATEWAY_SERVICE_H_
@@ -48,13 +54,16 @@ class GatewayService final : public Gateway::CallbackService {
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* context,
                                   const GatewayFetchRequest* request,
                                   GatewayFetchResponse* response) override;
+  grpc::ServerUnaryReactor* Attach(grpc::CallbackServerContext* context,
+                                   const GatewayAttachRequest* request,
+                                   GatewayAttachResponse* response) override;
 
  private:
   // The caller's cluster name, or why it is refused.
   absl::StatusOr<std::string> Caller(
       const grpc::CallbackServerContext& context) const;
   // Registers (or refreshes) remote client `client_id`, then runs `then`.
-  void Attach(const std::string& client_id, StatusDone then);
+  void Register(const std::string& client_id, StatusDone then);
 
   Node* node_;
   const ServerConfig* config_;

@@ -286,11 +286,7 @@ void Node::DoSubscribe(const SubscriptionRequest& request, int hops,
                             (entry != nullptr && entry->has_mirror()) ||
                                 IsMirror(request.subject()));
     if (!owner.empty()) {
-      // Creating the channel here would make a second owner of the name.
-      stream->End(absl::UnimplementedError(absl::StrCat(
-          "channel '", request.subject(), "' is owned by cluster '", owner,
-          "': subscribing across a gateway is not supported yet; declare a "
-          "mirror of it here (config `mirrors`) and subscribe to that")));
+      gateways_->Subscribe(owner, request, std::move(stream));
       return;
     }
   }
@@ -324,6 +320,15 @@ void Node::DoSubscribe(const SubscriptionRequest& request, int hops,
 
 void Node::DoUnsubscribe(const UnsubscribeRequest& request, int hops,
                          StatusDone done) {
+  if (hops == 0 && gateways_ != nullptr) {
+    const ChannelDirectoryEntry* entry = meta_->FindChannel(request.subject());
+    const std::string owner = gateways_->RouteFor(
+        request.subject(), entry != nullptr, IsMirror(request.subject()));
+    if (!owner.empty()) {
+      gateways_->Unsubscribe(owner, request, std::move(done));
+      return;
+    }
+  }
   auto shared = std::make_shared<StatusDone>(std::move(done));
   RouteChannel(
       request.subject(), /*create=*/false, hops, Deadline(),

@@ -96,6 +96,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                                      grpc::InsecureServerCredentials(),
                                      &gateway_port);
     gateway_builder.RegisterService(server->gateway_service_.get());
+    // Subscriptions relayed by other clusters (GatewayClient::Subscribe).
+    server->gateway_streaming_ = std::make_unique<StreamingService>(
+        server->node_.get(), &server->config_);
+    gateway_builder.RegisterService(server->gateway_streaming_.get());
     gateway_builder.SetMaxReceiveMessageSize(static_cast<int>(
         server->config_.store().max_payload_bytes() + (4 << 20)));
     gateway_builder.SetMaxSendMessageSize(128 << 20);

@@ -57,6 +57,7 @@ class Server {
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<GatewayClient> gateway_client_;
   std::unique_ptr<GatewayService> gateway_service_;
+  std::unique_ptr<StreamingService> gateway_streaming_;
   std::unique_ptr<grpc::Server> gateway_server_;
   std::string client_address_;
   std::string gateway_address_;
