@@ -136,7 +136,8 @@ Try it in another terminal:
   spate pub orders "from east" --server 127.0.0.1:4222   # crosses the gateway, acked after west commits
   spate sub orders-mirror --all --count 2 --server 127.0.0.1:4223  # the mirror, read locally in east
   spate sub orders --all --count 2 --server 127.0.0.1:4224         # west's channel, relayed from west
-  spate cluster status --json --server 127.0.0.1:4222    # "gateways": links, mirror lag, conflicts
+  grep gateway $data/east1.log        # links up/down/refused, mirror feeds
+  (Admin.ClusterStatus answers carry "gateways": links, mirror lag, conflicts)
 
 Press Ctrl-C to stop all nodes.
 TXT

@@ -241,6 +241,7 @@ TEST_F(GatewayTest, MirrorCatchesUpSurvivesFaultsAndIsByteIdentical) {
       PubMsg msg = west->Msg(
           "orders", absl::StrCat("payload-", i, "-", std::string(i % 97, 'x')));
       (*msg.mutable_headers())["n"] = absl::StrCat(i);
+      msg.set_guid(absl::StrCat("g", i));
       msgs.push_back(std::move(msg));
     }
     // Messages refused with a retryable error (a leader moved) are sent
