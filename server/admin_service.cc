@@ -1,7 +1,14 @@
 #include "server/admin_service.h"
 
+#include <filesystem>
+#include <map>
+#include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "base/log.h"
 #include "server/forwarder.h"
 #include "server/grpc_status.h"
 
@@ -49,6 +56,65 @@ grpc::ServerUnaryReactor* AdminService::RemoveNode(
                     [reactor](absl::Status status) {
                       reactor->Finish(ToGrpcStatus(status));
                     });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::Monitor(
+    grpc::CallbackServerContext* context, const MonitorRequest* request,
+    MonitorReply* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::map<std::string, std::string> params(request->params().begin(),
+                                                  request->params().end());
+  MonitorAnswer answer = endpoints_->Handle(request->path(), params);
+  response->set_http_status(answer.status);
+  response->set_content_type(answer.content_type);
+  response->set_body(std::move(answer.body));
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::Backup(
+    grpc::CallbackServerContext* context, const BackupRequest* request,
+    BackupResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::string dir = request->dir();
+  if (dir.empty() || dir[0] != '/') {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        "backup dir must be an absolute path on the server's host")));
+    return reactor;
+  }
+  std::error_code error;
+  if (std::filesystem::exists(dir, error)) {
+    reactor->Finish(ToGrpcStatus(absl::AlreadyExistsError(
+        absl::StrCat("backup dir ", dir, " already exists"))));
+    return reactor;
+  }
+  // A checkpoint flushes memtables and links or copies files: seconds on a
+  // big store, so not on a gRPC thread.
+  std::thread([this, reactor, response, dir] {
+    LOG(INFO) << "backup started dir=" << dir;
+    absl::Status status = node_->Backup(dir);
+    if (status.ok()) {
+      int32_t files = 0;
+      int64_t bytes = 0;
+      std::error_code ignored;  // sizes are informative only
+      for (const auto& entry :
+           std::filesystem::directory_iterator(dir, ignored)) {
+        ++files;
+        if (entry.is_regular_file(ignored)) {
+          bytes += static_cast<int64_t>(entry.file_size(ignored));
+        }
+      }
+      response->set_dir(dir);
+      response->set_files(files);
+      response->set_bytes(bytes);
+      LOG(INFO) << "backup done dir=" << dir << " files=" << files
+                << " bytes=" << bytes;
+    } else {
+      LOG(ERROR) << "backup failed dir=" << dir << ": " << status;
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  }).detach();
   return reactor;
 }
 

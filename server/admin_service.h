@@ -1,20 +1,25 @@
 // AdminService: the operator API (proto/admin.proto) on the client port —
-// cluster status, and adding/removing nodes (answered by the metadata
-// leader; other nodes say which node that is).
+// cluster status, adding/removing nodes (answered by the metadata leader;
+// other nodes say which node that is), the monitoring endpoints for the
+// CLI, and backups of this node's store.
 // Threading: gRPC callback handlers; answers come from the node's loop.
+// Monitor waits (bounded) for a snapshot on the handler thread; Backup
+// runs the checkpoint on a thread of its own.
 #ifndef SPATE_SERVER_ADMIN_SERVICE_H_
 #define SPATE_SERVER_ADMIN_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
 
 #include "proto/admin.grpc.pb.h"
+#include "server/monitor_endpoints.h"
 #include "server/node.h"
 
 namespace spate::server {
 
 class AdminService final : public Admin::CallbackService {
  public:
-  explicit AdminService(Node* node) : node_(node) {}
+  AdminService(Node* node, MonitorEndpoints* endpoints)
+      : node_(node), endpoints_(endpoints) {}
 
   grpc::ServerUnaryReactor* ClusterStatus(
       grpc::CallbackServerContext* context, const ClusterStatusRequest* request,
@@ -25,9 +30,16 @@ class AdminService final : public Admin::CallbackService {
   grpc::ServerUnaryReactor* RemoveNode(grpc::CallbackServerContext* context,
                                        const RemoveNodeRequest* request,
                                        RemoveNodeResponse* response) override;
+  grpc::ServerUnaryReactor* Monitor(grpc::CallbackServerContext* context,
+                                    const MonitorRequest* request,
+                                    MonitorReply* response) override;
+  grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* context,
+                                   const BackupRequest* request,
+                                   BackupResponse* response) override;
 
  private:
   Node* node_;
+  MonitorEndpoints* endpoints_;
 };
 
 }  // namespace spate::server

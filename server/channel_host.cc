@@ -54,6 +54,9 @@ ChannelHost::ChannelHost(std::unique_ptr<ChannelFsm> fsm,
       clock_(clock),
       last_activity_ns_(clock->NowNs()) {
   CHECK(options_.config != nullptr);
+  if (options_.metrics != nullptr) {
+    counters_ = options_.metrics->ForChannel(fsm_->name());
+  }
 }
 
 ChannelHost::~ChannelHost() {
@@ -69,6 +72,24 @@ void ChannelHost::Shutdown(const absl::Status& status) {
 
 // ---- Publish ----
 
+namespace {
+
+// Counts what a committed publish batch stored (not the deduplicated).
+void CountPublished(Metrics* metrics, ChannelCounters* counters,
+                    const ChannelApplyResult& result,
+                    const std::vector<int64_t>& sizes) {
+  int64_t msgs = 0;
+  int64_t bytes = 0;
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    if (i < result.duplicates.size() && result.duplicates[i]) continue;
+    ++msgs;
+    bytes += sizes[i];
+  }
+  metrics->Published(counters, msgs, bytes);
+}
+
+}  // namespace
+
 void ChannelHost::Publish(const PubMsg& msg, PublishDone done) {
   last_activity_ns_ = clock_->NowNs();
   if (!Serving()) {
@@ -83,6 +104,7 @@ void ChannelHost::Publish(const PubMsg& msg, PublishDone done) {
         });
     return;
   }
+  if (pending_.dones.empty()) pending_.first_arrival_ns = clock_->NowNs();
   PublishEntry* entry = pending_.batch.add_entries();
   entry->set_client_id(msg.client_id());
   entry->set_guid(msg.guid());
@@ -106,29 +128,42 @@ void ChannelHost::ProposePublishes() {
   ChannelCommand command;
   *command.mutable_publish() = std::move(pending.batch);
   std::vector<std::string> guids;
+  std::vector<int64_t> sizes;
   guids.reserve(pending.dones.size());
+  sizes.reserve(pending.dones.size());
   for (const PublishEntry& entry : command.publish().entries()) {
     guids.push_back(entry.guid());
+    sizes.push_back(static_cast<int64_t>(entry.data().size()));
   }
-  group_->Propose(command.SerializeAsString(),
-                  [guids = std::move(guids), dones = std::move(pending.dones)](
-                      const ApplyOutcome& outcome) mutable {
-                    for (size_t i = 0; i < dones.size(); ++i) {
-                      if (!outcome.status.ok()) {
-                        dones[i](ErrorAck(guids[i], outcome.status));
-                        continue;
-                      }
-                      const ChannelApplyResult& result = *outcome.channel;
-                      if (!result.status.ok()) {
-                        dones[i](ErrorAck(guids[i], result.status));
-                        continue;
-                      }
-                      PubAck ack;
-                      ack.set_guid(guids[i]);
-                      ack.set_sequence(result.sequences[i]);
-                      dones[i](ack);
-                    }
-                  });
+  group_->Propose(
+      command.SerializeAsString(),
+      [guids = std::move(guids), sizes = std::move(sizes),
+       dones = std::move(pending.dones), metrics = options_.metrics,
+       counters = counters_, clock = clock_,
+       arrival_ns =
+           pending.first_arrival_ns](const ApplyOutcome& outcome) mutable {
+        if (metrics != nullptr && outcome.status.ok() &&
+            outcome.channel->status.ok()) {
+          CountPublished(metrics, counters, *outcome.channel, sizes);
+          metrics->PublishCommitted(
+              static_cast<double>(clock->NowNs() - arrival_ns) * 1e-9);
+        }
+        for (size_t i = 0; i < dones.size(); ++i) {
+          if (!outcome.status.ok()) {
+            dones[i](ErrorAck(guids[i], outcome.status));
+            continue;
+          }
+          const ChannelApplyResult& result = *outcome.channel;
+          if (!result.status.ok()) {
+            dones[i](ErrorAck(guids[i], result.status));
+            continue;
+          }
+          PubAck ack;
+          ack.set_guid(guids[i]);
+          ack.set_sequence(result.sequences[i]);
+          dones[i](ack);
+        }
+      });
 }
 
 // ---- Subscribe ----
@@ -435,6 +470,7 @@ void ChannelHost::UpdateLeadership() {
 
 void ChannelHost::StartLeading() {
   delivery_ = std::make_unique<ChannelDelivery>(fsm_.get(), options_.delivery);
+  if (counters_ != nullptr) delivery_->set_metrics(options_.metrics, counters_);
   // Members recorded by an earlier leader or run have no stream here.
   std::vector<std::pair<uint64_t, std::string>> stale;
   for (const auto& [sub_id, sub] : fsm_->subscriptions()) {

@@ -34,6 +34,7 @@
 #include "server/channel_fsm.h"
 #include "server/clock.h"
 #include "server/delivery.h"
+#include "server/metrics.h"
 #include "server/raft_group.h"
 #include "server/subscriber_stream.h"
 
@@ -62,6 +63,9 @@ struct ChannelHostOptions {
       post_acks;
   std::function<void(uint64_t channel_id, std::string member_id)>
       post_stream_end;
+  // Where publishes, deliveries and acks are counted (optional; outlives
+  // the host).
+  Metrics* metrics = nullptr;
 };
 
 // A PubAck carrying `status` as its error (code and message).
@@ -114,6 +118,8 @@ class ChannelHost {
   RaftGroup* group() { return group_.get(); }
   const ChannelFsm& fsm() const { return *fsm_; }
   bool leading() const { return delivery_ != nullptr; }
+  // The delivery engine while leading, else nullptr (monitoring).
+  const ChannelDelivery* delivery() const { return delivery_.get(); }
   // Last publish or subscribe seen by this node (for max_inactivity).
   int64_t last_activity_ns() const { return last_activity_ns_; }
   size_t attached_streams() const { return streams_.size(); }
@@ -125,6 +131,7 @@ class ChannelHost {
     PublishBatch batch;
     std::vector<PublishDone> dones;
     int64_t bytes = 0;
+    int64_t first_arrival_ns = 0;  // for the publish→commit histogram
   };
 
   // Whether requests can be served now (leading, caught up); starts the
@@ -151,6 +158,7 @@ class ChannelHost {
   ChannelHostOptions options_;
   const Clock* clock_;
   std::unique_ptr<ChannelDelivery> delivery_;  // only while leading
+  ChannelCounters* counters_ = nullptr;        // with options_.metrics
   absl::flat_hash_map<std::string, std::shared_ptr<SubscriberStream>> streams_;
   PendingPublish pending_;
   uint64_t member_counter_ = 0;

@@ -8,6 +8,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -80,8 +81,45 @@ void FillDefaults(google::protobuf::Message* message) {
   }
 }
 
+constexpr char kFieldPayload[] = "spate.config.field";
+
+// The error names the field in its text and, for LocateConfigError, as a
+// payload.
 absl::Status Invalid(absl::string_view field, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("config: ", field, " ", why));
+  absl::Status status =
+      absl::InvalidArgumentError(absl::StrCat("config: ", field, " ", why));
+  status.SetPayload(kFieldPayload, absl::Cord(field));
+  return status;
+}
+
+// Line (0-based) where `path` (dotted field names from `descriptor`) is set
+// under `tree`, or -1. A repeated message on the way is searched element by
+// element; a repeated leaf reports its first element.
+int FieldLine(const google::protobuf::TextFormat::ParseInfoTree* tree,
+              const google::protobuf::Descriptor* descriptor,
+              const std::vector<std::string>& path, size_t at,
+              const google::protobuf::Message* message) {
+  const google::protobuf::FieldDescriptor* field =
+      descriptor->FindFieldByName(path[at]);
+  if (field == nullptr || tree == nullptr) return -1;
+  const google::protobuf::Reflection* reflection = message->GetReflection();
+  if (at + 1 == path.size()) {
+    return tree->GetLocation(field, field->is_repeated() ? 0 : -1).line;
+  }
+  if (field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE) {
+    return -1;
+  }
+  if (!field->is_repeated()) {
+    return FieldLine(tree->GetTreeForNested(field, -1), field->message_type(),
+                     path, at + 1, &reflection->GetMessage(*message, field));
+  }
+  for (int i = 0; i < reflection->FieldSize(*message, field); ++i) {
+    const int line =
+        FieldLine(tree->GetTreeForNested(field, i), field->message_type(), path,
+                  at + 1, &reflection->GetRepeatedMessage(*message, field, i));
+    if (line >= 0) return line;
+  }
+  return -1;
 }
 
 absl::Status ValidateLimits(absl::string_view prefix, const LimitsConfig& l) {
@@ -199,14 +237,20 @@ absl::StatusOr<ServerConfig> ParseConfigText(const std::string& text,
   return config;
 }
 
-absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     return absl::NotFoundError(absl::StrCat("cannot read config file ", path));
   }
   std::stringstream text;
   text << in.rdbuf();
-  return ParseConfigText(text.str(), path);
+  return text.str();
+}
+
+absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadConfigFile(path);
+  if (!text.ok()) return text.status();
+  return ParseConfigText(*text, path);
 }
 
 absl::Status ValidateConfig(const ServerConfig& config) {
@@ -302,6 +346,28 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("log_level", "must be debug, info, warning or error");
   }
   return absl::OkStatus();
+}
+
+absl::Status LocateConfigError(const absl::Status& status,
+                               const std::string& text,
+                               const std::string& source) {
+  absl::optional<absl::Cord> field = status.GetPayload(kFieldPayload);
+  if (!field.has_value()) return status;
+  ServerConfig parsed;
+  google::protobuf::TextFormat::Parser parser;
+  google::protobuf::TextFormat::ParseInfoTree tree;
+  ErrorCollector ignored;  // the text parsed before; errors are not news
+  parser.RecordErrorsTo(&ignored);
+  parser.WriteLocationsTo(&tree);
+  if (!parser.ParseFromString(text, &parsed)) return status;
+  const std::vector<std::string> path =
+      absl::StrSplit(std::string(*field), '.');
+  const int line = FieldLine(&tree, parsed.GetDescriptor(), path, 0, &parsed);
+  if (line < 0) return status;  // set by a flag or left at its default
+  absl::Status located = absl::InvalidArgumentError(
+      absl::StrCat(status.message(), " (", source, " line ", line + 1, ")"));
+  located.SetPayload(kFieldPayload, *field);
+  return located;
 }
 
 std::string ConfigToText(const ServerConfig& config) {

@@ -22,6 +22,17 @@ absl::StatusOr<ServerConfig> LoadConfigFile(const std::string& path);
 // field (e.g. "raft.election_ticks must be > heartbeat_ticks").
 absl::Status ValidateConfig(const ServerConfig& config);
 
+// `status` from ValidateConfig with the line of `text` (the config file
+// `source`) that sets the offending field appended, e.g. "config:
+// raft.tick_ms must be >= 1 (spate.conf line 12)". Unchanged when the field
+// is not in the file (a flag or default) or the status names no field.
+absl::Status LocateConfigError(const absl::Status& status,
+                               const std::string& text,
+                               const std::string& source);
+
+// The contents of the config file at `path` (NotFound if unreadable).
+absl::StatusOr<std::string> ReadConfigFile(const std::string& path);
+
 // The effective configuration with every default filled in, as text.
 std::string ConfigToText(const ServerConfig& config);
 

@@ -92,5 +92,50 @@ TEST(ConfigTest, GatewaysAndMirrorsAreChecked) {
             std::string::npos);
 }
 
+TEST(ConfigTest, InvalidValuesNameTheLineInTheFile) {
+  const std::string text =
+      "node { id: 1 }\n"
+      "store {\n"
+      "  channel_overrides { pattern: \"ok.*\" }\n"
+      "  channel_overrides {\n"
+      "    pattern: \"bad\"\n"
+      "    limits { max_msgs: -1 }\n"
+      "  }\n"
+      "}\n"
+      "raft { tick_ms: 0 }\n";
+  absl::StatusOr<ServerConfig> config = ParseConfigText(text, "t.conf");
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::Status status =
+      LocateConfigError(ValidateConfig(*config), text, "t.conf");
+  EXPECT_NE(status.message().find("store.channel_overrides.limits.max_msgs"),
+            std::string::npos)
+      << status;
+  EXPECT_NE(status.message().find("t.conf line 6"), std::string::npos)
+      << status;
+
+  config->mutable_store()->clear_channel_overrides();
+  status = LocateConfigError(ValidateConfig(*config), text, "t.conf");
+  EXPECT_NE(status.message().find("raft.tick_ms"), std::string::npos);
+  EXPECT_NE(status.message().find("t.conf line 9"), std::string::npos)
+      << status;
+
+  // A value that is not in the file (a flag) gets no line.
+  ServerConfig flagged;
+  flagged.mutable_node()->set_id(0);
+  status = LocateConfigError(ValidateConfig(flagged), "log_level: \"info\"",
+                             "t.conf");
+  EXPECT_NE(status.message().find("node.id"), std::string::npos);
+  EXPECT_EQ(status.message().find("line"), std::string::npos) << status;
+}
+
+TEST(ConfigTest, AnnotatedExampleIsValid) {
+  absl::StatusOr<ServerConfig> config = LoadConfigFile("docs/spate.conf");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_TRUE(ValidateConfig(*config).ok()) << ValidateConfig(*config);
+  EXPECT_EQ(config->node().peers_size(), 2);
+  EXPECT_FALSE(config->monitor_address().empty());
+  EXPECT_EQ(config->store().channel_overrides_size(), 2);
+}
+
 }  // namespace
 }  // namespace spate::server

@@ -126,6 +126,7 @@ void ChannelDelivery::Ack(const std::string& member_id, uint64_t sequence) {
     return;  // not pending: a duplicate or stale ack
   }
   sub->acked.push_back(sequence);
+  if (metrics_ != nullptr) metrics_->Acked(counters_, 1);
   dirty_ = true;
 }
 
@@ -256,6 +257,16 @@ void ChannelDelivery::SendNew(ActiveSub* sub, int64_t now_ns) {
 void ChannelDelivery::FlushOutboxes(ActiveSub* sub) {
   for (Member& member : sub->members) {
     if (member.outbox.empty()) continue;
+    if (metrics_ != nullptr) {
+      int64_t bytes = 0;
+      int64_t redelivered = 0;
+      for (const MsgProto& msg : member.outbox) {
+        bytes += static_cast<int64_t>(msg.data().size());
+        redelivered += msg.redelivered() ? 1 : 0;
+      }
+      metrics_->Delivered(counters_, static_cast<int64_t>(member.outbox.size()),
+                          bytes, redelivered);
+    }
     if (member.dead || !member.sink->Deliver(&member.outbox)) {
       if (!member.dead) dead_members_.push_back(member.member_id);
       member.dead = true;
@@ -344,6 +355,21 @@ int ChannelDelivery::InFlight(const std::string& member_id) const {
     if (member.member_id == member_id) return member.in_flight;
   }
   return 0;
+}
+
+bool ChannelDelivery::GetMemberStats(const std::string& member_id,
+                                     MemberStats* out) const {
+  auto it = member_to_sub_.find(member_id);
+  if (it == member_to_sub_.end()) return false;
+  const ActiveSub& sub = subs_.at(it->second);
+  for (const Member& member : sub.members) {
+    if (member.member_id != member_id) continue;
+    out->in_flight = member.in_flight;
+    out->stalled = member.in_flight >= member.max_in_flight;
+    out->last_sent = sub.cursor - 1;
+    return true;
+  }
+  return false;
 }
 
 }  // namespace spate::server

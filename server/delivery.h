@@ -37,6 +37,7 @@
 #include "proto/command.pb.h"
 #include "proto/streaming.pb.h"
 #include "server/channel_fsm.h"
+#include "server/metrics.h"
 
 namespace spate::server {
 
@@ -100,9 +101,26 @@ class ChannelDelivery {
   // Members whose sink refused delivery (gone or slow consumer).
   std::vector<std::string> TakeDeadMembers();
 
+  // Counts deliveries, redeliveries and acks into `channel` (optional;
+  // both outlive this engine).
+  void set_metrics(Metrics* metrics, ChannelCounters* channel) {
+    metrics_ = metrics;
+    counters_ = channel;
+  }
+
   bool empty() const { return subs_.empty(); }
   // Unacked messages of a member (monitoring, tests).
   int InFlight(const std::string& member_id) const;
+
+  // What monitoring shows of one attached member: its unacked messages,
+  // whether it is at its max_in_flight, and the subscription's last
+  // delivered sequence. False when the member is not attached here.
+  struct MemberStats {
+    int in_flight = 0;
+    bool stalled = false;
+    uint64_t last_sent = 0;
+  };
+  bool GetMemberStats(const std::string& member_id, MemberStats* out) const;
 
  private:
   struct Member {
@@ -157,6 +175,8 @@ class ChannelDelivery {
   absl::btree_map<uint64_t, SubscriptionProgress> orphan_progress_;
   size_t rotation_ = 0;
   bool dirty_ = false;
+  Metrics* metrics_ = nullptr;
+  ChannelCounters* counters_ = nullptr;
 };
 
 }  // namespace spate::server

@@ -1,5 +1,12 @@
 // spate-server: parses flags and the config file into a ServerConfig,
-// validates it, starts the Server and waits for SIGINT/SIGTERM.
+// validates it, starts the Server and waits for signals:
+//   SIGTERM, SIGINT  graceful shutdown: leaderships handed to peers, client
+//                    streams ended with UNAVAILABLE (clients reconnect
+//                    elsewhere), the store flushed and closed; exit 0.
+//   SIGHUP           re-reads the config file (flags still override) and
+//                    applies what can change live: log_level. Other
+//                    changes are logged as needing a restart; an invalid
+//                    file is logged and ignored (the old config stays).
 #include <signal.h>
 
 #include <cstdio>
@@ -12,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "base/log.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "server/config.h"
 #include "server/server.h"
 #include "storage/rocks_kv.h"
@@ -27,7 +35,10 @@ ABSL_FLAG(std::string, cluster_name, "", "Overrides node.cluster_name");
 ABSL_FLAG(std::string, log_level, "",
           "Overrides log_level (debug|info|warning|error)");
 ABSL_FLAG(std::string, ready_file, "",
-          "Write the bound client address to this file once serving");
+          "Write the bound client address (and a line monitor=ADDRESS when "
+          "monitoring is on) to this file once serving");
+ABSL_FLAG(std::string, monitor_address, "",
+          "Overrides monitor_address (HTTP monitoring, host:port)");
 ABSL_FLAG(bool, test_lose_unsynced_writes, false,
           "TEST ONLY: hold written bytes in memory until they are fsynced, so "
           "that killing the process loses what a power failure would "
@@ -51,8 +62,64 @@ void ApplyFlags(spate::ServerConfig* config) {
   if (!absl::GetFlag(FLAGS_cluster_name).empty()) {
     node->set_cluster_name(absl::GetFlag(FLAGS_cluster_name));
   }
+  if (!absl::GetFlag(FLAGS_monitor_address).empty()) {
+    config->set_monitor_address(absl::GetFlag(FLAGS_monitor_address));
+  }
   if (!absl::GetFlag(FLAGS_log_level).empty()) {
     config->set_log_level(absl::GetFlag(FLAGS_log_level));
+  }
+}
+
+// The effective config: the file (if any), then the flags; validated, with
+// the offending line of the file named.
+absl::StatusOr<spate::ServerConfig> LoadEffectiveConfig() {
+  spate::ServerConfig config;
+  const std::string path = absl::GetFlag(FLAGS_config);
+  std::string text;
+  if (!path.empty()) {
+    absl::StatusOr<std::string> read = spate::server::ReadConfigFile(path);
+    if (!read.ok()) return read.status();
+    text = *std::move(read);
+    absl::StatusOr<spate::ServerConfig> parsed =
+        spate::server::ParseConfigText(text, path);
+    if (!parsed.ok()) return parsed.status();
+    config = *std::move(parsed);
+  }
+  ApplyFlags(&config);
+  if (absl::Status status = spate::server::ValidateConfig(config);
+      !status.ok()) {
+    return path.empty() ? status
+                        : spate::server::LocateConfigError(status, text, path);
+  }
+  return config;
+}
+
+// SIGHUP: applies what can change live and says what cannot.
+void Reload(spate::ServerConfig* current) {
+  absl::StatusOr<spate::ServerConfig> loaded = LoadEffectiveConfig();
+  if (!loaded.ok()) {
+    LOG(ERROR) << "config reload rejected, keeping the running config: "
+               << loaded.status().message();
+    return;
+  }
+  if (loaded->log_level() != current->log_level()) {
+    spate::base::LogLevel level;
+    spate::base::ParseLogLevel(loaded->log_level(), &level);
+    // Logged at both levels' threshold: visible whichever way it goes.
+    LOG(WARNING) << "config reloaded: log_level " << current->log_level()
+                 << " -> " << loaded->log_level();
+    spate::base::SetLogLevel(level);
+    current->set_log_level(loaded->log_level());
+  }
+  std::string differences;
+  google::protobuf::util::MessageDifferencer differ;
+  differ.ReportDifferencesToString(&differences);
+  if (!differ.Compare(*current, *loaded)) {
+    LOG(WARNING) << "config reloaded: these changes take effect after a "
+                    "restart: "
+                 << differences;
+  } else {
+    LOG(INFO) << "config reloaded: nothing else changed";
   }
 }
 
@@ -67,22 +134,12 @@ int main(int argc, char** argv) {
       "  spate-server --data_dir /var/lib/spate --client_address 0.0.0.0:4222");
   absl::ParseCommandLine(argc, argv);
 
-  spate::ServerConfig config;
-  if (!absl::GetFlag(FLAGS_config).empty()) {
-    absl::StatusOr<spate::ServerConfig> loaded =
-        spate::server::LoadConfigFile(absl::GetFlag(FLAGS_config));
-    if (!loaded.ok()) {
-      std::cerr << "spate-server: " << loaded.status().message() << "\n";
-      return 2;
-    }
-    config = *std::move(loaded);
-  }
-  ApplyFlags(&config);
-  if (absl::Status status = spate::server::ValidateConfig(config);
-      !status.ok()) {
-    std::cerr << "spate-server: " << status.message() << "\n";
+  absl::StatusOr<spate::ServerConfig> loaded = LoadEffectiveConfig();
+  if (!loaded.ok()) {
+    std::cerr << "spate-server: " << loaded.status().message() << "\n";
     return 2;
   }
+  spate::ServerConfig config = *std::move(loaded);
   if (absl::GetFlag(FLAGS_print_config)) {
     std::cout << spate::server::ConfigToText(config);
     return 0;
@@ -96,11 +153,12 @@ int main(int argc, char** argv) {
     spate::storage::LoseUnsyncedWritesOnCrashForTesting();
   }
 
-  // Block the stop signals before any thread starts; sigwait below.
+  // Block the signals before any thread starts; sigwait below.
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<spate::server::Server>> server =
@@ -115,13 +173,27 @@ int main(int argc, char** argv) {
     const std::string tmp = path + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {
       std::fprintf(f, "%s\n", (*server)->client_address().c_str());
+      // Tests read the bound monitoring port from here too.
+      if (!(*server)->monitor_address().empty()) {
+        std::fprintf(f, "monitor=%s\n", (*server)->monitor_address().c_str());
+      }
       std::fclose(f);
       std::rename(tmp.c_str(), path.c_str());
     }
   }
-  int signal_number = 0;
-  sigwait(&signals, &signal_number);
-  LOG(INFO) << "stopping on signal " << signal_number;
+  while (true) {
+    int signal_number = 0;
+    sigwait(&signals, &signal_number);
+    if (signal_number == SIGHUP) {
+      LOG(INFO) << "SIGHUP: reloading config";
+      Reload(&config);
+      continue;
+    }
+    LOG(INFO) << "stopping on signal " << signal_number;
+    break;
+  }
+  (*server)->Drain(absl::Seconds(5));
   (*server)->Stop();
+  LOG(INFO) << "stopped cleanly";
   return 0;
 }

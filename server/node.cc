@@ -2,6 +2,7 @@
 #include "server/node.h"
 
 #include <algorithm>
+#include <chrono>
 #include <iterator>
 #include <optional>
 #include <utility>
@@ -50,6 +51,7 @@ Node::Node(const ServerConfig& config, const Clock* clock)
   fsm_options_.dedup_window_ms = config_.store().dedup_window_ms();
   fsm_options_.dedup_entries_max = config_.store().dedup_entries_max();
   host_options_.config = &config_;
+  host_options_.metrics = &metrics_;
   host_options_.connection_alive = [this](const std::string& client_id,
                                           const std::string& conn_id) {
     const ClientRecord* client = meta_->FindClient(client_id);
@@ -410,10 +412,19 @@ void Node::ProcessReadies() {
 
     // Group commit: every group's entries and hard state, one fsync.
     if (!batch.empty()) {
-      absl::Status status =
-          kv_->Write(batch, sync && config_.store().sync_writes());
+      const bool synced = sync && config_.store().sync_writes();
+      const auto start = std::chrono::steady_clock::now();
+      absl::Status status = kv_->Write(batch, synced);
       // The node cannot promise anything without its log: stop loudly.
       CHECK(status.ok()) << "raft log write failed: " << status;
+      int64_t entries = 0;
+      for (const auto& [group, ready] : readies)
+        entries += ready.entries.size();
+      metrics_.GroupCommit(entries,
+                           std::chrono::duration<double>(
+                               std::chrono::steady_clock::now() - start)
+                               .count(),
+                           synced);
     }
     for (auto& [group, ready] : readies) group->log()->OnPersisted();
     // Persisted: now the messages that depend on it may leave, one batch
@@ -429,7 +440,21 @@ void Node::ProcessReadies() {
     SendOutbound(std::move(outbound));
     storage::WriteBatch apply_batch;
     for (auto& [group, ready] : readies) {
-      if (ready.soft_state) group->OnSoftState(*ready.soft_state);
+      if (ready.soft_state) {
+        // One election per episode: candidacy, or leadership won without
+        // a visible candidacy (a single voter wins at once).
+        const raft::Role role = ready.soft_state->role;
+        if ((role == raft::Role::kCandidate || role == raft::Role::kLeader) &&
+            group->known_role() != raft::Role::kCandidate &&
+            group->known_role() != role) {
+          metrics_.ElectionStarted();
+        }
+        if (ready.soft_state->leader != raft::kNoNode &&
+            ready.soft_state->leader != group->known_leader()) {
+          metrics_.LeaderChanged();
+        }
+        group->OnSoftState(*ready.soft_state);
+      }
       if (!ready.read_states.empty()) group->OnReadStates(ready.read_states);
       if (ready.snapshot) InstallSnapshot(group, *ready.snapshot, &apply_batch);
       if (deleted_channels_.end() != std::find(deleted_channels_.begin(),

@@ -48,6 +48,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "proto/admin.pb.h"
 #include "proto/command.pb.h"
 #include "proto/config.pb.h"
@@ -58,6 +59,8 @@
 #include "server/forwarder.h"
 #include "server/gateway_client.h"
 #include "server/meta_fsm.h"
+#include "server/metrics.h"
+#include "server/monitor_snapshot.h"
 #include "server/raft_group.h"
 #include "server/snapshot_fetcher.h"
 #include "server/snapshot_transfers.h"
@@ -82,6 +85,12 @@ class Node {
   // streams with UNAVAILABLE, then flushes.
   void Start();
   void Stop();
+
+  // Graceful shutdown, step 1 (blocks the caller, not the loop): hands the
+  // leadership of every group this node leads to a caught-up peer and
+  // waits until it leads none, or `max_wait` passed. Clients of those
+  // channels then carry on with the new leaders while this node stops.
+  void HandOffLeadership(absl::Duration max_wait);
 
   // Wires the cluster (before Start). Either may be null for a single node.
   void SetCluster(Transport* transport, Forwarder* forwarder);
@@ -126,6 +135,19 @@ class Node {
   void ClusterStatus(
       absl::AnyInvocable<void(absl::StatusOr<ClusterStatusResponse>)> done);
 
+  // What the HTTP monitoring endpoints show (server/monitor_snapshot.h),
+  // built on the loop thread; `done` runs there (or at once with
+  // UNAVAILABLE when the loop refuses the task).
+  void GetMonitorSnapshot(
+      const MonitorQuery& query,
+      absl::AnyInvocable<void(absl::StatusOr<server::MonitorSnapshot>)> done);
+
+  // A consistent copy of this node's store in the new directory `dir`
+  // (Admin.Backup). Thread-safe; does not stop the loop.
+  absl::Status Backup(const std::string& dir) const {
+    return kv_->Checkpoint(dir);
+  }
+
   // Runs `task` on the loop thread (tests, monitoring snapshots). False if
   // refused (inbox full or stopped).
   bool Post(absl::AnyInvocable<void()> task);
@@ -135,6 +157,8 @@ class Node {
   void RunOnce(int64_t now_ns);
 
   const ServerConfig& config() const { return config_; }
+  // This node's Prometheus metrics (thread-safe).
+  Metrics* metrics() { return &metrics_; }
   // Channel snapshots being fetched from this node (SnapshotService).
   const SnapshotTransfers* snapshot_transfers() const { return &transfers_; }
 
@@ -227,6 +251,13 @@ class Node {
   uint64_t MirrorBase(const MirrorFeed& feed, const ChannelHost& host) const;
   void ReportMirror(const MirrorFeed& feed, const ChannelHost& host);
   ClusterStatusResponse BuildClusterStatus();
+  server::MonitorSnapshot BuildMonitorSnapshot(const MonitorQuery& query);
+  // Health for /healthz: empty when healthy, else why not.
+  std::string HealthProblem();
+  // Subscriptions of a channel as monitoring lists them (one per attached
+  // member, one per offline durable), only those of `client_id` if set.
+  std::vector<SubscriptionView> SubscriptionViews(
+      const ChannelHost& host, const std::string& client_id) const;
 
   // ---- Snapshots and compaction (loop thread) ----
   absl::StatusOr<raft::Snapshot> MakeChannelSnapshot(uint64_t channel_id);
@@ -271,6 +302,10 @@ class Node {
   void ReconcileGroupMembers(RaftGroup* group,
                              const std::vector<uint64_t>& desired);
   void ReconcileMetadataLeader();
+  // Loop thread: starts a transfer for every group led here that has a
+  // caught-up peer; returns how many such groups this node still leads.
+  int TransferLeadershipAway();
+  bool TransferGroupLeadership(RaftGroup* group);
   void ProposeChannelReplicas(const std::string& name,
                               std::vector<uint64_t> replicas);
   RaftGroup* FindGroup(raft::GroupId group);
@@ -292,6 +327,8 @@ class Node {
 
   const ServerConfig config_;
   const Clock* clock_;
+  // Declared before every channel host: they keep pointers into it.
+  Metrics metrics_;
   const raft::NodeId self_;
   // Every node of the cluster, ascending (this one and the peers).
   std::vector<raft::NodeId> cluster_nodes_;

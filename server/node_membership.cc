@@ -4,9 +4,11 @@
 // leads, moves the raft membership one change at a time toward it. Leader
 // balancing hands leaderships to less loaded replicas. Loop thread only.
 #include <algorithm>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/check.h"
 #include "base/log.h"
 #include "server/node.h"
@@ -399,6 +401,74 @@ void Node::WakeGroupsOfLostPeers() {
     }
     was_up = up;
   }
+}
+
+// ---- Graceful shutdown ----
+
+bool Node::TransferGroupLeadership(RaftGroup* group) {
+  raft::Replica* replica = group->replica();
+  const raft::ReplicaStatus status = replica->Status();
+  if (status.role != raft::Role::kLeader) return false;
+  // The most caught-up voter that is reachable now.
+  raft::NodeId target = raft::kNoNode;
+  raft::Index best = 0;
+  for (const raft::PeerStatus& peer : status.peers) {
+    const bool voter = std::find(status.conf_state.voters().begin(),
+                                 status.conf_state.voters().end(),
+                                 peer.id) != status.conf_state.voters().end();
+    if (!voter || !peer.recent_active || !PeerUp(peer.id)) continue;
+    if (target == raft::kNoNode || peer.match > best) {
+      target = peer.id;
+      best = peer.match;
+    }
+  }
+  if (target == raft::kNoNode) return false;  // nobody to hand over to
+  if (status.lead_transferee == raft::kNoNode) {
+    absl::Status transfer = replica->TransferLeadership(target);
+    LOG(INFO) << "shutdown: transferring leadership group=" << group->id()
+              << " to=" << target << " " << transfer;
+  }
+  return true;
+}
+
+int Node::TransferLeadershipAway() {
+  int leading = TransferGroupLeadership(meta_group_.get()) ? 1 : 0;
+  for (auto& [id, host] : channels_) {
+    if (TransferGroupLeadership(host->group())) ++leading;
+  }
+  return leading;
+}
+
+void Node::HandOffLeadership(absl::Duration max_wait) {
+  const absl::Time deadline = absl::Now() + max_wait;
+  struct Round {
+    absl::Mutex mu;
+    int leading ABSL_GUARDED_BY(mu) = -1;
+  };
+  int leading = -1;
+  while (absl::Now() < deadline) {
+    auto round = std::make_shared<Round>();
+    if (!Post([this, round] {
+          const int n = TransferLeadershipAway();
+          absl::MutexLock lock(&round->mu);
+          round->leading = n;
+        })) {
+      return;
+    }
+    {
+      absl::MutexLock lock(&round->mu);
+      auto answered = [&round]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(round->mu) {
+        return round->leading >= 0;
+      };
+      if (!round->mu.AwaitWithDeadline(absl::Condition(&answered), deadline)) {
+        break;
+      }
+      leading = round->leading;
+    }
+    if (leading == 0) break;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  LOG(INFO) << "shutdown: leadership handed off, still leading=" << leading;
 }
 
 }  // namespace spate::server

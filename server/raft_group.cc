@@ -106,6 +106,8 @@ void RaftGroup::OnSoftState(const raft::SoftState& state) {
   LOG(INFO) << "raft role changed group=" << id()
             << " role=" << raft::RoleName(state.role)
             << " leader=" << state.leader << " term=" << replica_->term();
+  known_leader_ = state.leader;
+  known_role_ = state.role;
   if (state.role == raft::Role::kLeader) {
     // The leader's no-op for its term is the last entry right now.
     term_start_index_ = replica_->log().LastIndex();

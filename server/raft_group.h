@@ -107,6 +107,9 @@ class RaftGroup {
   void OnSoftState(const raft::SoftState& state);
   bool serving() const;
   bool leader() const { return replica_->role() == raft::Role::kLeader; }
+  // The leader named by the last soft state seen (kNoNode before any).
+  raft::NodeId known_leader() const { return known_leader_; }
+  raft::Role known_role() const { return known_role_; }
 
   // Runs `done(OK)` once serving, or `done(UNAVAILABLE)` after
   // `deadline_ns` (checked by ExpireServingWaiters).
@@ -175,6 +178,8 @@ class RaftGroup {
   int quiescent_ticks_ = 0;
   // Index of the first entry of this replica's current leadership term.
   raft::Index term_start_index_ = 0;
+  raft::NodeId known_leader_ = raft::kNoNode;
+  raft::Role known_role_ = raft::Role::kFollower;
   absl::btree_map<uint64_t, ReadWaiter> read_waiters_;  // by context
   uint64_t next_read_context_ = 1;
 };

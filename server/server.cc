@@ -65,7 +65,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   const std::string& address = server->config_.node().client_address();
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(server->service_.get());
-  server->admin_ = std::make_unique<AdminService>(server->node_.get());
+  server->endpoints_ = std::make_unique<MonitorEndpoints>(
+      server->node_.get(), server->node_->metrics());
+  server->admin_ = std::make_unique<AdminService>(server->node_.get(),
+                                                  server->endpoints_.get());
   builder.RegisterService(server->admin_.get());
   server->snapshots_ = std::make_unique<SnapshotService>(
       server->node_->snapshot_transfers(), node_config.cluster_name());
@@ -117,6 +120,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
               << " cluster=" << node_config.cluster_name();
   }
   if (server->gateway_client_ != nullptr) server->gateway_client_->Start();
+  if (!server->config_.monitor_address().empty()) {
+    MonitorServerOptions monitor;
+    monitor.address = server->config_.monitor_address();
+    absl::StatusOr<std::unique_ptr<MonitorServer>> started =
+        MonitorServer::Start(monitor, server->endpoints_.get());
+    if (!started.ok()) {
+      server->Stop();
+      return started.status();
+    }
+    server->monitor_ = *std::move(started);
+  }
   LOG(INFO) << "serving clients address=" << server->client_address_
             << " node=" << config.node().id()
             << " cluster=" << config.node().cluster_name();
@@ -125,10 +139,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
 Server::~Server() { Stop(); }
 
+void Server::Drain(absl::Duration max_wait) {
+  if (stopped_ || transport_ == nullptr) return;
+  node_->HandOffLeadership(max_wait);
+}
+
 void Server::Stop() {
   if (stopped_) return;
   stopped_ = true;
   if (gateway_client_ != nullptr) gateway_client_->Stop();
+  if (monitor_ != nullptr) monitor_->Stop();
   // Stop the node first so every stream ends with UNAVAILABLE from its side
   // and every unary call is answered. gRPC then waits for idle client
   // connections until the deadline, which therefore stays short.

@@ -1,6 +1,7 @@
 // Server: a running Spate node — the Node engine, its gRPC listener for
 // clients and, in a cluster, the raft transport to the other nodes and the
-// forwarder of requests to leaders. Start binds the client address (port 0
+// forwarder of requests to leaders, and the HTTP monitoring listener
+// (when monitor_address is set). Start binds the client address (port 0
 // picks a free port; the bound address is reported) and starts the node's
 // loop; Stop ends streams and stops the node, then the listeners.
 // Threading: Start/Stop from one thread; gRPC runs its own threads.
@@ -13,6 +14,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "proto/config.pb.h"
 #include "server/admin_service.h"
 #include "server/clock.h"
@@ -20,6 +22,7 @@
 #include "server/gateway_client.h"
 #include "server/gateway_service.h"
 #include "server/grpc_transport.h"
+#include "server/monitor_server.h"
 #include "server/node.h"
 #include "server/snapshot_service.h"
 #include "server/streaming_service.h"
@@ -34,6 +37,10 @@ class Server {
       const ServerConfig& config);
   ~Server();
 
+  // Before Stop on a graceful shutdown (SIGTERM): hands this node's
+  // leaderships to its peers, waiting at most `max_wait`. A no-op for a
+  // single node.
+  void Drain(absl::Duration max_wait);
   // Stops accepting, ends streams with UNAVAILABLE, stops the node.
   void Stop();
 
@@ -41,6 +48,10 @@ class Server {
   const std::string& client_address() const { return client_address_; }
   // The gateway address with the port actually bound (empty: none).
   const std::string& gateway_address() const { return gateway_address_; }
+  // The monitoring HTTP address with its bound port; empty when off.
+  std::string monitor_address() const {
+    return monitor_ == nullptr ? "" : monitor_->address();
+  }
   Node* node() { return node_.get(); }
 
  private:
@@ -59,6 +70,8 @@ class Server {
   std::unique_ptr<GatewayService> gateway_service_;
   std::unique_ptr<StreamingService> gateway_streaming_;
   std::unique_ptr<grpc::Server> gateway_server_;
+  std::unique_ptr<MonitorEndpoints> endpoints_;
+  std::unique_ptr<MonitorServer> monitor_;
   std::string client_address_;
   std::string gateway_address_;
   bool stopped_ = false;

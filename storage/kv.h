@@ -137,6 +137,13 @@ class Kv {
   // A leader reads a snapshot's messages from it while a follower fetches
   // them. The view must not outlive this Kv. Thread-safe reads.
   virtual absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const = 0;
+
+  // Writes a consistent, openable copy of everything written so far into
+  // the new directory `dir` (a backup; open it as a node's data_dir to
+  // restore). Thread-safe. Unimplemented for stores without one.
+  virtual absl::Status Checkpoint(const std::string& dir) const {
+    return absl::UnimplementedError("this store cannot make checkpoints");
+  }
 };
 
 }  // namespace spate::storage

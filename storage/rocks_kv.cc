@@ -22,6 +22,7 @@
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
 #include "rocksdb/table.h"
+#include "rocksdb/utilities/checkpoint.h"
 #include "rocksdb/write_batch.h"
 #include "storage/keys.h"
 #include "storage/power_loss_fs.h"
@@ -489,6 +490,18 @@ absl::Status RocksKv::Flush() {
     if (!status.ok()) return status;
   }
   return absl::OkStatus();
+}
+
+absl::Status RocksKv::Checkpoint(const std::string& dir) const {
+  rocksdb::Checkpoint* raw = nullptr;
+  absl::Status status = ToStatus(rocksdb::Checkpoint::Create(impl_->db(), &raw),
+                                 absl::StrCat("checkpoint of ", impl_->dir()));
+  if (!status.ok()) return status;
+  std::unique_ptr<rocksdb::Checkpoint> checkpoint(raw);
+  // log_size_for_flush = 0: always flush first, so the copy holds SST
+  // files and needs little WAL.
+  return ToStatus(checkpoint->CreateCheckpoint(dir, /*log_size_for_flush=*/0),
+                  absl::StrCat("checkpoint of ", impl_->dir(), " into ", dir));
 }
 
 }  // namespace spate::storage

@@ -97,6 +97,10 @@ class RocksKv : public Kv {
   absl::Status Write(const WriteBatch& batch, bool sync) override;
   absl::StatusOr<KvStats> GetStats() const override;
   absl::StatusOr<std::unique_ptr<Kv>> NewSnapshot() const override;
+  // A RocksDB checkpoint: memtables are flushed, SST files hard-linked
+  // (copied across file systems), the rest copied. `dir` must not exist;
+  // its parent must.
+  absl::Status Checkpoint(const std::string& dir) const override;
 
   // Flushes every memtable to SST files and waits. Not needed for
   // durability (the WAL has it); for tools, tests and before backups.

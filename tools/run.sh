@@ -49,6 +49,7 @@ spate_install_deps
 data="${SPATE_DATA:-$PWD/.spate-run}"
 client_port="${SPATE_CLIENT_PORT:-4222}"
 cluster_port="${SPATE_CLUSTER_PORT:-6222}"
+monitor_port="${SPATE_MONITOR_PORT:-8222}"
 
 # A port something already listens on: fail now with a clear message
 # rather than leave a node to die on bind.
@@ -58,13 +59,15 @@ port_busy() {
 ports=()
 for id in $(seq 1 "$nodes"); do
   ports+=($((client_port + id - 1)))
+  ports+=($((monitor_port + id - 1)))
   [ "$nodes" = 1 ] || ports+=($((cluster_port + id - 1)))
 done
 for port in "${ports[@]}"; do
   if port_busy "$port"; then
     echo "run.sh: port $port on 127.0.0.1 is already in use (another" \
       "spate-server or tools/run.sh?). Stop it, or pick other ports with" \
-      "SPATE_CLIENT_PORT=... SPATE_CLUSTER_PORT=... tools/run.sh" >&2
+      "SPATE_CLIENT_PORT=... SPATE_CLUSTER_PORT=... SPATE_MONITOR_PORT=..." \
+      "tools/run.sh" >&2
     exit 1
   fi
 done
@@ -119,6 +122,8 @@ node_config() {
     done
   fi
   echo "}"
+  # HTTP monitoring: /streaming/serverz ... /healthz, /metrics.
+  echo "monitor_address: \"127.0.0.1:$((monitor_port + id - 1))\""
 }
 
 pids=()
@@ -207,7 +212,8 @@ else
   echo "Spate is running: a $nodes-node cluster \"local\" on 127.0.0.1"
   for id in "${!pids[@]}"; do
     echo "  node $id  clients 127.0.0.1:$((client_port + id - 1))" \
-      " cluster 127.0.0.1:$((cluster_port + id - 1))  pid ${pids[$id]}"
+      " cluster 127.0.0.1:$((cluster_port + id - 1))" \
+      " monitor http://127.0.0.1:$((monitor_port + id - 1))  pid ${pids[$id]}"
   done
   echo "  data: $d/node{1,2,3}/  logs: $d/node{1,2,3}.log" \
     " configs: $d/node{1,2,3}.conf"

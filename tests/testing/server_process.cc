@@ -15,8 +15,11 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 
@@ -128,7 +131,17 @@ absl::Status ServerProcess::Start(absl::Duration timeout) {
   while (absl::Now() < deadline) {
     std::string text = ReadFile(ready);
     if (!text.empty()) {
-      address_ = std::string(absl::StripTrailingAsciiWhitespace(text));
+      // Line 1: the client address; then "monitor=ADDRESS" if enabled.
+      std::vector<std::string> lines =
+          absl::StrSplit(text, '\n', absl::SkipWhitespace());
+      address_ = std::string(absl::StripAsciiWhitespace(lines.at(0)));
+      monitor_address_.clear();
+      for (size_t i = 1; i < lines.size(); ++i) {
+        if (absl::StartsWith(lines[i], "monitor=")) {
+          monitor_address_ = std::string(absl::StripAsciiWhitespace(
+              absl::string_view(lines[i]).substr(8)));
+        }
+      }
       return absl::OkStatus();
     }
     int status = 0;

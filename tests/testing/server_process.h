@@ -47,6 +47,9 @@ class ServerProcess {
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
   const std::string& address() const { return address_; }
+  // The HTTP monitoring address (config monitor_address), with its bound
+  // port; empty when monitoring is off.
+  const std::string& monitor_address() const { return monitor_address_; }
   const std::string& data_dir() const { return data_dir_; }
   // The child's stderr so far (its log).
   std::string Log() const;
@@ -67,6 +70,7 @@ class ServerProcess {
   std::string log_path_;
   std::string client_address_ = "127.0.0.1:0";
   std::string address_;
+  std::string monitor_address_;
   pid_t pid_ = -1;
 };
 

@@ -9,12 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "tools/spate/backup.h"
 #include "tools/spate/bench.h"
 #include "tools/spate/channels.h"
 #include "tools/spate/cluster.h"
 #include "tools/spate/command.h"
 #include "tools/spate/pub.h"
 #include "tools/spate/sub.h"
+#include "tools/spate/subs.h"
 
 namespace {
 
@@ -39,6 +41,8 @@ int main(int argc, char** argv) {
       spate::cli::PubCommand(),      spate::cli::SubCommand(),
       spate::cli::ChannelsCommand(), spate::cli::ChannelCommand(),
       spate::cli::ClusterCommand(),  spate::cli::BenchCommand(),
+      spate::cli::SubsCommand(),     spate::cli::ClientsCommand(),
+      spate::cli::BackupCommand(),
   };
   const spate::cli::Io io{&std::cin, &std::cout, &std::cerr, &g_interrupted};
   return spate::cli::RunCli(commands,
