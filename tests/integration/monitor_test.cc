@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -76,7 +77,9 @@ std::map<std::string, double> ParseMetrics(const std::string& text) {
     for (char c : name) {
       EXPECT_TRUE(absl::ascii_isalnum(c) || c == '_' || c == ':') << line;
     }
-    if (brace != std::string::npos) EXPECT_EQ(key.back(), '}') << line;
+    if (brace != std::string::npos) {
+      EXPECT_EQ(key.back(), '}') << line;
+    }
     samples[key] = value;
   }
   return samples;
