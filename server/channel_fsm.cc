@@ -185,6 +185,9 @@ ChannelApplyResult ChannelFsm::Apply(uint64_t index,
     case ChannelCommand::kMirrorAppend:
       ApplyMirrorAppend(command.mirror_append(), batch, &result);
       break;
+    case ChannelCommand::kSetLimits:
+      ApplySetLimits(command.set_limits(), batch);
+      break;
     case ChannelCommand::KIND_NOT_SET:
       // A command from a newer version or a damaged one: every replica
       // skips it the same way.
@@ -456,6 +459,12 @@ void ChannelFsm::ApplyTrim(const ChannelTrim& trim,
                            storage::WriteBatch* batch) {
   if (record_.limits().max_age_ms() <= 0) return;
   EnforceLimits(trim.now_ns() - record_.limits().max_age_ms() * 1000000, batch);
+}
+
+void ChannelFsm::ApplySetLimits(const ChannelSetLimits& set,
+                                storage::WriteBatch* batch) {
+  *record_.mutable_limits() = set.limits();
+  EnforceLimits(/*cutoff_ns=*/0, batch);
 }
 
 std::string ChannelFsm::DurableKey(absl::string_view client_id,

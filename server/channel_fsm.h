@@ -189,6 +189,7 @@ class ChannelFsm {
   // still ends at the batch's prev_sequence.
   void ApplyMirrorAppend(const MirrorAppend& append, storage::WriteBatch* batch,
                          ChannelApplyResult* result);
+  void ApplySetLimits(const ChannelSetLimits& set, storage::WriteBatch* batch);
 
   // Removes the oldest messages while the channel is over max_msgs or
   // max_bytes, or (when cutoff_ns > 0) older than cutoff_ns.

@@ -197,6 +197,22 @@ TEST_F(ChannelFsmTest, TrimByAgeUsesTheCommandTime) {
   EXPECT_EQ(fsm_->last_sequence(), 2u);
 }
 
+TEST_F(ChannelFsmTest, SetLimitsAppliesAtItsPositionAndPersists) {
+  CreateFsm(ChannelLimits());
+  Apply(Publish({"a", "b", "c", "d"}, {}, kSecond));
+  ChannelCommand set;
+  set.mutable_set_limits()->mutable_limits()->set_max_msgs(2);
+  Apply(set);
+  EXPECT_EQ(fsm_->record().limits().max_msgs(), 2);
+  EXPECT_EQ(fsm_->first_sequence(), 3u);
+  EXPECT_EQ(fsm_->record().msgs(), 2);
+  Apply(Publish({"e"}, {}, kSecond));
+  EXPECT_EQ(fsm_->first_sequence(), 4u);
+  std::unique_ptr<ChannelFsm> reloaded = Reload();
+  EXPECT_EQ(reloaded->record().limits().max_msgs(), 2);
+  EXPECT_EQ(reloaded->first_sequence(), 4u);
+}
+
 TEST_F(ChannelFsmTest,
        StartPositionsFollowTheRulesEvenAfterLimitsRemovedMessages) {
   ChannelLimits limits;

@@ -514,6 +514,26 @@ void ChannelHost::OnTick(int64_t now_ns) {
   if (delivery_ != nullptr) MaybeTrim(now_ns);
 }
 
+void ChannelHost::SetLimits(const ChannelLimits& limits) {
+  if (!leading() || limits_in_flight_ ||
+      limits.SerializeAsString() ==
+          fsm_->record().limits().SerializeAsString()) {
+    return;
+  }
+  ChannelCommand command;
+  *command.mutable_set_limits()->mutable_limits() = limits;
+  limits_in_flight_ = true;
+  group_->Propose(
+      command.SerializeAsString(), [this, limits](const ApplyOutcome& outcome) {
+        limits_in_flight_ = false;
+        LOG(INFO) << "channel limits changed channel=" << fsm_->name()
+                  << " max_msgs=" << limits.max_msgs()
+                  << " max_bytes=" << limits.max_bytes()
+                  << " max_age_ms=" << limits.max_age_ms() << " "
+                  << outcome.status;
+      });
+}
+
 void ChannelHost::MaybeTrim(int64_t now_ns) {
   const int64_t max_age_ms = fsm_->record().limits().max_age_ms();
   if (max_age_ms <= 0 || trim_in_flight_ || now_ns < next_trim_check_ns_) {

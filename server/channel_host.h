@@ -110,6 +110,9 @@ class ChannelHost {
   void UpdateLeadership();
   // Deliveries due now.
   void Pump(int64_t now_ns);
+  // Leader only (no-op otherwise or while a change is in flight): proposes
+  // `limits` when they differ from the channel's (a config reload).
+  void SetLimits(const ChannelLimits& limits);
   // Timers: serving waits, max_age trimming.
   void OnTick(int64_t now_ns);
   // Earliest time this host needs Pump/OnTick for ack deadlines.
@@ -165,6 +168,7 @@ class ChannelHost {
   int64_t last_activity_ns_ = 0;
   int64_t next_trim_check_ns_ = 0;
   bool trim_in_flight_ = false;
+  bool limits_in_flight_ = false;
 };
 
 }  // namespace spate::server

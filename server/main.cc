@@ -4,7 +4,8 @@
 //                    streams ended with UNAVAILABLE (clients reconnect
 //                    elsewhere), the store flushed and closed; exit 0.
 //   SIGHUP           re-reads the config file (flags still override) and
-//                    applies what can change live: log_level. Other
+//                    applies what can change live: log_level and the
+//                    channel limits (store.limits, channel_overrides). Other
 //                    changes are logged as needing a restart; an invalid
 //                    file is logged and ignored (the old config stays).
 #include <signal.h>
@@ -95,7 +96,7 @@ absl::StatusOr<spate::ServerConfig> LoadEffectiveConfig() {
 }
 
 // SIGHUP: applies what can change live and says what cannot.
-void Reload(spate::ServerConfig* current) {
+void Reload(spate::ServerConfig* current, spate::server::Server* server) {
   absl::StatusOr<spate::ServerConfig> loaded = LoadEffectiveConfig();
   if (!loaded.ok()) {
     LOG(ERROR) << "config reload rejected, keeping the running config: "
@@ -110,6 +111,22 @@ void Reload(spate::ServerConfig* current) {
                  << " -> " << loaded->log_level();
     spate::base::SetLogLevel(level);
     current->set_log_level(loaded->log_level());
+  }
+  // Channel limits: live, through each channel's raft log.
+  spate::StoreConfig live = current->store();
+  *live.mutable_limits() = loaded->store().limits();
+  *live.mutable_channel_overrides() = loaded->store().channel_overrides();
+  if (!google::protobuf::util::MessageDifferencer::Equals(live,
+                                                          current->store())) {
+    std::string changes;
+    google::protobuf::util::MessageDifferencer limits_differ;
+    limits_differ.ReportDifferencesToString(&changes);
+    limits_differ.Compare(current->store(), live);
+    LOG(WARNING) << "config reloaded: channel limits changed (applied to "
+                    "the channels this node leads): "
+                 << changes;
+    server->ReloadLimits(live);
+    *current->mutable_store() = live;
   }
   std::string differences;
   google::protobuf::util::MessageDifferencer differ;
@@ -186,7 +203,7 @@ int main(int argc, char** argv) {
     sigwait(&signals, &signal_number);
     if (signal_number == SIGHUP) {
       LOG(INFO) << "SIGHUP: reloading config";
-      Reload(&config);
+      Reload(&config, server->get());
       continue;
     }
     LOG(INFO) << "stopping on signal " << signal_number;

@@ -12,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "base/check.h"
 #include "base/log.h"
+#include "server/channel_limits.h"
 #include "storage/log_store.h"
 #include "storage/rocks_kv.h"
 
@@ -317,6 +318,7 @@ void Node::Tick(int64_t now_ns) {
     next_reconcile_ns_ = now_ns + 1000000000;  // once a second
     ReconcileMembership();
     ReconcileMirrors();
+    ApplyReloadedLimits();
   }
   if (now_ns >= next_balance_ns_) {
     next_balance_ns_ = now_ns + 2000000000;  // every two seconds
@@ -669,6 +671,22 @@ void Node::SendOutbound(
       // installs it, or the leader's probing finds it did not.
       if (snapshot) group->replica()->ReportSnapshot(to, sent);
     }
+  }
+}
+
+void Node::ReloadLimits(const StoreConfig& store) {
+  if (!Post([this, store] {
+        reloaded_store_ = store;
+        ApplyReloadedLimits();
+      })) {
+    LOG(WARNING) << "config reload: node busy or stopping; limits not applied";
+  }
+}
+
+void Node::ApplyReloadedLimits() {
+  if (!reloaded_store_.has_value()) return;
+  for (auto& [id, host] : channels_) {
+    host->SetLimits(ResolveChannelLimits(host->fsm().name(), *reloaded_store_));
   }
 }
 

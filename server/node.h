@@ -37,6 +37,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -85,6 +86,11 @@ class Node {
   // streams with UNAVAILABLE, then flushes.
   void Start();
   void Stop();
+
+  // A config reload (SIGHUP): channel limits come from `store` from now on
+  // (limits and channel_overrides); channels this node leads switch within
+  // a second, through their raft logs. Thread-safe.
+  void ReloadLimits(const StoreConfig& store);
 
   // Graceful shutdown, step 1 (blocks the caller, not the loop): hands the
   // leadership of every group this node leads to a caught-up peer and
@@ -341,6 +347,13 @@ class Node {
   absl::flat_hash_set<std::string> replica_updates_in_flight_;
   bool recording_nodes_ = false;
   int64_t next_reconcile_ns_ = 0;
+  // Limits from the last config reload (none: config_.store()).
+  std::optional<StoreConfig> reloaded_store_;
+  const StoreConfig& LiveStore() const {
+    return reloaded_store_.has_value() ? *reloaded_store_ : config_.store();
+  }
+  // Leader: brings each channel's limits to LiveStore() after a reload.
+  void ApplyReloadedLimits();
   Transport* transport_ = nullptr;
   Forwarder* forwarder_ = nullptr;
   // Publishes to forward, by (node, hops), sent once per loop iteration.

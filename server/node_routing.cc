@@ -148,7 +148,7 @@ void Node::CreateChannel(const std::string& name, StatusDone done,
   MetaCommand command;
   ChannelCreate* create = command.mutable_create_channel();
   create->set_name(name);
-  *create->mutable_limits() = ResolveChannelLimits(name, config_.store());
+  *create->mutable_limits() = ResolveChannelLimits(name, LiveStore());
   create->set_time_ns(clock_->NowNs());
   if (mirror != nullptr) *create->mutable_mirror() = *mirror;
   for (uint64_t node : PlaceNewChannel(ActiveNodes(), meta_->channels())) {

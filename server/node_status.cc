@@ -190,7 +190,7 @@ MonitorSnapshot Node::BuildMonitorSnapshot(const MonitorQuery& query) {
   out.cluster_name = config_.node().cluster_name();
   out.node_id = self_;
   out.client_address = config_.node().client_address();
-  out.store = config_.store();
+  out.store = LiveStore();
   FillGroupStatus(*meta_group_->replica(), &out.meta);
   out.channel_count = static_cast<int64_t>(meta_->channels().size());
   out.client_count = static_cast<int64_t>(meta_->clients().size());

@@ -41,6 +41,8 @@ class Server {
   // leaderships to its peers, waiting at most `max_wait`. A no-op for a
   // single node.
   void Drain(absl::Duration max_wait);
+  // A config reload: new channel limits (store.limits, channel_overrides).
+  void ReloadLimits(const StoreConfig& store) { node_->ReloadLimits(store); }
   // Stops accepting, ends streams with UNAVAILABLE, stops the node.
   void Stop();
 

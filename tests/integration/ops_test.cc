@@ -59,6 +59,22 @@ std::vector<std::string> ReadAll(const std::string& address,
   return data;
 }
 
+// Messages stored in `channel` as node `address` sees it, or -1.
+int64_t ChannelMsgs(const std::string& address, const std::string& channel) {
+  auto admin = Admin::NewStub(
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  ClusterStatusResponse status;
+  if (!admin->ClusterStatus(&context, ClusterStatusRequest(), &status).ok()) {
+    return -1;
+  }
+  for (const GroupStatus& group : status.groups()) {
+    if (group.channel() == channel) return group.msgs();
+  }
+  return -1;
+}
+
 std::vector<std::string> Expected(int count) {
   std::vector<std::string> data;
   for (int i = 1; i <= count; ++i) data.push_back(absl::StrCat("m", i));
@@ -83,13 +99,19 @@ TEST(OpsTest, BadConfigFailsNamingFieldAndLine) {
   EXPECT_NE(status.message().find("line 4"), std::string::npos) << status;
 }
 
-TEST(OpsTest, SighupReloadsLogLevelAndRejectsABadFile) {
-  ServerProcess server(ServerProcess::NewTempDir("hup"),
-                       "log_level: \"info\"\n");
+TEST(OpsTest, SighupReloadsLogLevelAndLimitsAndRejectsABadFile) {
+  ServerProcess server(
+      ServerProcess::NewTempDir("hup"),
+      "log_level: \"info\"\nstore { limits { max_msgs: 100 } }\n");
   ASSERT_TRUE(server.Start().ok());
   const std::string config_path = server.data_dir() + ".conf";
+  TestConnection conn(server.address(), "c1");
+  ASSERT_TRUE(conn.Connect().ok());
+  PublishAcked(&conn, "orders", 1, 10);
+  ASSERT_EQ(ChannelMsgs(server.address(), "orders"), 10);
 
-  std::ofstream(config_path) << "log_level: \"debug\"\nraft { tick_ms: 20 }\n";
+  std::ofstream(config_path) << "log_level: \"debug\"\nraft { tick_ms: 20 }\n"
+                                "store { limits { max_msgs: 5 } }\n";
   kill(server.pid(), SIGHUP);
   EXPECT_TRUE(WaitFor([&] { return LogHas(server, "log_level info -> debug"); },
                       absl::Seconds(10)))
@@ -99,6 +121,14 @@ TEST(OpsTest, SighupReloadsLogLevelAndRejectsABadFile) {
               absl::Seconds(10)))
       << server.Log();
   EXPECT_TRUE(LogHas(server, "tick_ms")) << server.Log();
+  // The channel keeps only its newest 5 now, and new channels get 5 too.
+  EXPECT_TRUE(
+      WaitFor([&] { return ChannelMsgs(server.address(), "orders") == 5; },
+              absl::Seconds(10)))
+      << server.Log();
+  EXPECT_TRUE(LogHas(server, "channel limits changed channel=orders"));
+  PublishAcked(&conn, "fresh", 1, 7);
+  EXPECT_EQ(ChannelMsgs(server.address(), "fresh"), 5);
 
   std::ofstream(config_path) << "log_level: \"loud\"\n";
   kill(server.pid(), SIGHUP);
@@ -110,8 +140,6 @@ TEST(OpsTest, SighupReloadsLogLevelAndRejectsABadFile) {
       absl::Seconds(10)))
       << server.Log();
   // Still serving, still at debug (the bad file changed nothing).
-  TestConnection conn(server.address(), "c1");
-  ASSERT_TRUE(conn.Connect().ok());
   EXPECT_TRUE(conn.Publish("orders", "after reload").ok());
   EXPECT_TRUE(server.Stop().ok());
   EXPECT_FALSE(LogHas(server, "log_level debug -> "));
