@@ -12,4 +12,9 @@ if [ ${#targets[@]} -eq 0 ]; then
 fi
 # CI machines have 2 cores; tests that start clusters are marked exclusive
 # or sized so that running them side by side stays within time limits.
-exec bazel test --test_output=errors "${targets[@]}"
+bazel test --test_output=errors "${targets[@]}"
+# The whole suite also fuzzes each libFuzzer target for 30 s (clang build in
+# its own output base; SPATE_FUZZ_SECONDS=0 skips it, see tools/fuzz.sh).
+if [ $# -eq 0 ] && [ "${SPATE_FUZZ_SECONDS:-30}" != "0" ]; then
+  tools/fuzz.sh --seconds "${SPATE_FUZZ_SECONDS:-30}"
+fi
