@@ -43,6 +43,7 @@ absl::Status Ping(const Session& session) {
   request.set_conn_id(session.conn_id);
   PingResponse response;
   grpc::ClientContext context;
+  session.Authorize(&context);
   // A ping unanswered for an interval (at least connect_timeout, so that
   // short test intervals do not fail on a busy machine) counts as missed.
   context.set_deadline(DeadlineAfter(
@@ -115,6 +116,7 @@ absl::StatusOr<uint64_t> Connection::Publish(absl::string_view subject,
     PubAck ack;
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
+    session->Authorize(&context);
     absl::Status status =
         FromGrpcStatus(session->stub->Publish(&context, msg, &ack));
     if (status.ok()) status = FromPubAck(ack);
@@ -411,6 +413,7 @@ absl::Status Connection::Close() {
     CloseResponse response;
     grpc::ClientContext context;
     context.set_deadline(DeadlineAfter(session->options.connect_timeout));
+    session->Authorize(&context);
     result = FromGrpcStatus(session->stub->Close(&context, request, &response));
   }
   absl::MutexLock lock(&mu_);

@@ -81,6 +81,21 @@ struct ClientOptions {
   // subscription) on its own before reporting the loss; zero disables
   // reconnection (the first failure is final). See connection.h.
   absl::Duration reconnect_wait = absl::Seconds(30);
+  // Credentials, sent on every call when the servers require
+  // authentication (docs/security.md): a token, or a user and password.
+  // Empty: none (or the TLS client certificate's name, see tls_cert_file).
+  std::string token;
+  std::string user;
+  std::string password;
+  // TLS: with tls_ca_file set, the client dials TLS and verifies the
+  // servers against that CA bundle (PEM); tls_cert_file and tls_key_file add
+  // a client certificate (mTLS). tls_server_name_override: the name to
+  // verify instead of the dialed host. Empty tls_ca_file and no cert:
+  // plaintext.
+  std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_server_name_override;
   ConnectionLostHandler connection_lost_handler;
   ReconnectedHandler reconnected_handler;
 

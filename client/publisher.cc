@@ -188,6 +188,7 @@ bool AsyncPublisher::OpenStream(std::shared_ptr<const Session> session,
   stream->generation = next_generation_++;
   stream->session = std::move(session);
   stream->opened = absl::Now();
+  stream->session->Authorize(&stream->context);
   stream->rw = stream->session->stub->PublishStream(&stream->context);
   Stream* const opened = stream.get();
   {

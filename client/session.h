@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "client/options.h"
 #include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "proto/streaming.grpc.pb.h"
 #include "proto/streaming.pb.h"
 
@@ -29,6 +30,9 @@ struct Session {
   static constexpr int kDefaultPingMaxOut = 3;
   // Bytes of a conn_id.
   static constexpr int kConnIdBytes = 16;
+
+  // Adds the options' credentials to a call to this session's server.
+  void Authorize(grpc::ClientContext* context) const;
 
   ClientOptions options;
   // The "host:port" that accepted the Connect, and its index in
@@ -52,6 +56,10 @@ struct Session {
 // channel of its own (a fresh channel does not inherit the reconnect
 // backoff of one whose server died). The server's refusal comes back with
 // its code, the message prefixed with the address.
+// Adds the credentials of `options` (token, or user and password) to a
+// call's metadata.
+void AuthorizeCall(const ClientOptions& options, grpc::ClientContext* context);
+
 absl::StatusOr<std::shared_ptr<const Session>> OpenSession(
     const ClientOptions& options, size_t server_index,
     const std::string& conn_id, absl::Duration timeout);

@@ -133,6 +133,7 @@ void SubscriptionStream::OpenCall(std::shared_ptr<const Session> session,
                                   bool resume) {
   auto call = std::make_unique<Call>();
   call->session = std::move(session);
+  call->session->Authorize(&call->context);
   call->rw = call->session->stub->Subscribe(&call->context);
   Call* const opened = call.get();
   SubscribeFrame frame;
@@ -543,6 +544,7 @@ absl::Status SubscriptionStream::UnsubscribeRpc() {
   UnsubscribeResponse response;
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + connect_timeout_));
+  session->Authorize(&context);
   return FromGrpcStatus(
       session->stub->Unsubscribe(&context, request, &response));
 }

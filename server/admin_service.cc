@@ -14,10 +14,21 @@
 
 namespace spate::server {
 
+bool AdminService::Allowed(grpc::CallbackServerContext* context,
+                           grpc::ServerUnaryReactor* reactor) const {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  absl::Status status =
+      principal.ok() ? (*principal)->CheckAdmin() : principal.status();
+  if (status.ok()) return true;
+  reactor->Finish(ToGrpcStatus(status));
+  return false;
+}
+
 grpc::ServerUnaryReactor* AdminService::ClusterStatus(
     grpc::CallbackServerContext* context, const ClusterStatusRequest* request,
     ClusterStatusResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
   node_->ClusterStatus(
       [reactor, response](absl::StatusOr<ClusterStatusResponse> status) {
         if (status.ok()) *response = *std::move(status);
@@ -30,6 +41,7 @@ grpc::ServerUnaryReactor* AdminService::AddNode(
     grpc::CallbackServerContext* context, const AddNodeRequest* request,
     AddNodeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
   if (request->node_id() < 1 || request->cluster_address().empty() ||
       request->client_address().empty()) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -47,6 +59,7 @@ grpc::ServerUnaryReactor* AdminService::RemoveNode(
     grpc::CallbackServerContext* context, const RemoveNodeRequest* request,
     RemoveNodeResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
   if (request->node_id() < 1) {
     reactor->Finish(
         ToGrpcStatus(absl::InvalidArgumentError("node_id must be >= 1")));
@@ -63,6 +76,7 @@ grpc::ServerUnaryReactor* AdminService::Monitor(
     grpc::CallbackServerContext* context, const MonitorRequest* request,
     MonitorReply* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
   const std::map<std::string, std::string> params(request->params().begin(),
                                                   request->params().end());
   MonitorAnswer answer = endpoints_->Handle(request->path(), params);
@@ -77,6 +91,7 @@ grpc::ServerUnaryReactor* AdminService::Backup(
     grpc::CallbackServerContext* context, const BackupRequest* request,
     BackupResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
   const std::string dir = request->dir();
   if (dir.empty() || dir[0] != '/') {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(

@@ -1,7 +1,8 @@
 // AdminService: the operator API (proto/admin.proto) on the client port —
 // cluster status, adding/removing nodes (answered by the metadata leader;
 // other nodes say which node that is), the monitoring endpoints for the
-// CLI, and backups of this node's store.
+// CLI, and backups of this node's store. Every RPC needs the `admin`
+// permission when authentication is on (server/auth.h).
 // Threading: gRPC callback handlers; answers come from the node's loop.
 // Monitor waits (bounded) for a snapshot on the handler thread; Backup
 // runs the checkpoint on a thread of its own.
@@ -11,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "proto/admin.grpc.pb.h"
+#include "server/auth.h"
 #include "server/monitor_endpoints.h"
 #include "server/node.h"
 
@@ -18,8 +20,10 @@ namespace spate::server {
 
 class AdminService final : public Admin::CallbackService {
  public:
-  AdminService(Node* node, MonitorEndpoints* endpoints)
-      : node_(node), endpoints_(endpoints) {}
+  // `node`, `endpoints` and `auth` must outlive the service.
+  AdminService(Node* node, MonitorEndpoints* endpoints,
+               const Authenticator* auth)
+      : node_(node), endpoints_(endpoints), auth_(auth) {}
 
   grpc::ServerUnaryReactor* ClusterStatus(
       grpc::CallbackServerContext* context, const ClusterStatusRequest* request,
@@ -38,8 +42,13 @@ class AdminService final : public Admin::CallbackService {
                                    BackupResponse* response) override;
 
  private:
+  // OK when the caller may use Admin RPCs; otherwise the reactor finished.
+  bool Allowed(grpc::CallbackServerContext* context,
+               grpc::ServerUnaryReactor* reactor) const;
+
   Node* node_;
   MonitorEndpoints* endpoints_;
+  const Authenticator* auth_;
 };
 
 }  // namespace spate::server

@@ -311,12 +311,18 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("clients.ping_max_out", "must be >= 1");
   if (clients.max_clients() < 1)
     return Invalid("clients.max_clients", "must be >= 1");
+  if (clients.max_streams() < 1)
+    return Invalid("clients.max_streams", "must be >= 1");
   const SubscriptionsConfig& subs = config.subscriptions();
   if (subs.min_ack_wait_ms() < 1) {
     return Invalid("subscriptions.min_ack_wait_ms", "must be >= 1");
   }
   if (subs.max_in_flight_max() < 1) {
     return Invalid("subscriptions.max_in_flight_max", "must be >= 1");
+  }
+  if (subs.max_subscriptions_per_client() < 1) {
+    return Invalid("subscriptions.max_subscriptions_per_client",
+                   "must be >= 1");
   }
   if (subs.max_pending_bytes() < store.max_payload_bytes()) {
     return Invalid("subscriptions.max_pending_bytes",
@@ -339,6 +345,13 @@ absl::Status ValidateConfig(const ServerConfig& config) {
     return Invalid("raft.snapshot_entries", "must be >= 1");
   }
   if (absl::Status s = ValidateGateways(config); !s.ok()) return s;
+  // Forwarded requests authenticate with the cluster token
+  // (server/auth.h); without one, a follower could forward nothing.
+  if (config.auth().enabled() && node.peers_size() > 0 &&
+      config.auth().cluster_token().empty()) {
+    return Invalid("auth.cluster_token",
+                   "required with auth.enabled in a multi-node cluster");
+  }
   static const char* kLevels[] = {"debug", "info", "warning", "error"};
   bool level_ok = false;
   for (const char* level : kLevels) level_ok |= config.log_level() == level;

@@ -16,7 +16,9 @@ namespace {
 // commit; a slow quorum answers UNAVAILABLE well before).
 constexpr absl::Duration kForwardDeadline = absl::Seconds(30);
 
-void Prepare(grpc::ClientContext* context, int hops) {
+void Prepare(grpc::ClientContext* context, int hops,
+             const ClientLinkOptions& link) {
+  link.Prepare(context);
   context->AddMetadata(kHopsMetadataKey, absl::StrCat(hops + 1));
   context->set_deadline(absl::ToChronoTime(absl::Now() + kForwardDeadline));
 }
@@ -42,11 +44,12 @@ class SubscribeRelay : public grpc::ClientBidiReactor<SubscribeFrame, Delivery>,
                        public SubscriptionUpstream {
  public:
   static std::shared_ptr<SubscribeRelay> Start(
-      Streaming::Stub* stub, int hops, const SubscriptionRequest& request,
+      Streaming::Stub* stub, int hops, const ClientLinkOptions& link,
+      const SubscriptionRequest& request,
       std::shared_ptr<SubscriberStream> local) {
     std::shared_ptr<SubscribeRelay> relay(new SubscribeRelay(std::move(local)));
     relay->self_ = relay;  // released in OnDone
-    Prepare(&relay->context_, hops);
+    Prepare(&relay->context_, hops, link);
     relay->context_.set_deadline(std::chrono::system_clock::time_point::max());
     *relay->first_.mutable_request() = request;
     stub->async()->Subscribe(&relay->context_, relay.get());
@@ -206,8 +209,9 @@ int IncomingHops(const grpc::ServerContextBase& context) {
 }
 
 Forwarder::Forwarder(
-    absl::flat_hash_map<raft::NodeId, std::string> client_addresses)
-    : addresses_(std::move(client_addresses)) {}
+    absl::flat_hash_map<raft::NodeId, std::string> client_addresses,
+    ClientLinkOptions link)
+    : link_(std::move(link)), addresses_(std::move(client_addresses)) {}
 
 bool Forwarder::Knows(raft::NodeId node) const {
   absl::MutexLock lock(&mu_);
@@ -235,11 +239,7 @@ Streaming::Stub* Forwarder::StubFor(raft::NodeId node) {
   if (stub != stubs_.end()) return stub->second.get();
   auto address = addresses_.find(node);
   if (address == addresses_.end()) return nullptr;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  args.SetMaxSendMessageSize(-1);
-  auto channel = grpc::CreateCustomChannel(
-      address->second, grpc::InsecureChannelCredentials(), args);
+  auto channel = link_.Dial(address->second);
   auto [it, inserted] = stubs_.emplace(node, Streaming::NewStub(channel));
   return it->second.get();
 }
@@ -254,7 +254,7 @@ void Forwarder::Connect(
   }
   auto call = std::make_shared<UnaryCall<ConnectRequest, ConnectResponse>>();
   call->request = request;
-  Prepare(&call->context, hops);
+  Prepare(&call->context, hops, link_);
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   stub->async()->Connect(&call->context, &call->request, &call->response,
                          [call, shared](grpc::Status status) {
@@ -275,7 +275,7 @@ void Forwarder::Ping(raft::NodeId to, int hops, const PingRequest& request,
   }
   auto call = std::make_shared<UnaryCall<PingRequest, PingResponse>>();
   call->request = request;
-  Prepare(&call->context, hops);
+  Prepare(&call->context, hops, link_);
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   stub->async()->Ping(&call->context, &call->request, &call->response,
                       [call, shared](grpc::Status status) {
@@ -292,7 +292,7 @@ void Forwarder::Close(raft::NodeId to, int hops, const CloseRequest& request,
   }
   auto call = std::make_shared<UnaryCall<CloseRequest, CloseResponse>>();
   call->request = request;
-  Prepare(&call->context, hops);
+  Prepare(&call->context, hops, link_);
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   stub->async()->Close(&call->context, &call->request, &call->response,
                        [call, shared](grpc::Status status) {
@@ -311,7 +311,7 @@ void Forwarder::Unsubscribe(raft::NodeId to, int hops,
   auto call =
       std::make_shared<UnaryCall<UnsubscribeRequest, UnsubscribeResponse>>();
   call->request = request;
-  Prepare(&call->context, hops);
+  Prepare(&call->context, hops, link_);
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   stub->async()->Unsubscribe(&call->context, &call->request, &call->response,
                              [call, shared](grpc::Status status) {
@@ -340,7 +340,7 @@ void Forwarder::PublishBatch(
   }
   auto call = std::make_shared<UnaryCall<PubBatch, PubAckBatch>>();
   for (PubMsg& msg : msgs) *call->request.add_msgs() = std::move(msg);
-  Prepare(&call->context, hops);
+  Prepare(&call->context, hops, link_);
   auto shared = std::make_shared<decltype(done)>(std::move(done));
   stub->async()->PublishBatch(
       &call->context, &call->request, &call->response,
@@ -369,7 +369,7 @@ void Forwarder::Subscribe(raft::NodeId to, int hops,
     stream->End(NoRoute(to));
     return;
   }
-  SubscribeRelay::Start(stub, hops, request, std::move(stream));
+  SubscribeRelay::Start(stub, hops, link_, request, std::move(stream));
 }
 
 }  // namespace spate::server

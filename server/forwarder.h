@@ -29,6 +29,7 @@
 #include "proto/streaming.grpc.pb.h"
 #include "raft/types.h"
 #include "server/subscriber_stream.h"
+#include "server/tls.h"
 
 namespace spate::server {
 
@@ -47,9 +48,11 @@ void RelaySubscription(Streaming::Stub* stub, int hops,
 
 class Forwarder {
  public:
-  // `client_addresses`: node id → host:port of its client listener.
+  // `client_addresses`: node id → host:port of its client listener;
+  // `link`: how to dial them (TLS, the cluster token; server/tls.h).
   explicit Forwarder(
-      absl::flat_hash_map<raft::NodeId, std::string> client_addresses);
+      absl::flat_hash_map<raft::NodeId, std::string> client_addresses,
+      ClientLinkOptions link = ClientLinkOptions());
 
   bool Knows(raft::NodeId node) const;
   void SetAddresses(
@@ -77,6 +80,7 @@ class Forwarder {
   // nullptr when the node's address is unknown.
   Streaming::Stub* StubFor(raft::NodeId node);
 
+  const ClientLinkOptions link_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<raft::NodeId, std::string> addresses_
       ABSL_GUARDED_BY(mu_);

@@ -30,14 +30,18 @@ constexpr char kClusterKey[] = "spate-cluster";
 constexpr char kFromNodeKey[] = "spate-from-node";
 constexpr char kToNodeKey[] = "spate-to-node";
 
-// The one place that chooses the cluster link's security; TLS/mTLS
-// (issue 9) replaces these two functions.
+// The one place that chooses the cluster link's security: the credentials
+// the options carry (TLS/mTLS, server/tls.h), or plaintext.
 std::shared_ptr<grpc::ChannelCredentials> PeerCredentials(
-    const GrpcTransportOptions& /*options*/) {
+    const GrpcTransportOptions& options) {
+  if (options.peer_credentials != nullptr) return options.peer_credentials;
   return grpc::InsecureChannelCredentials();
 }
 std::shared_ptr<grpc::ServerCredentials> ListenerCredentials(
-    const GrpcTransportOptions& /*options*/) {
+    const GrpcTransportOptions& options) {
+  if (options.listener_credentials != nullptr) {
+    return options.listener_credentials;
+  }
   return grpc::InsecureServerCredentials();
 }
 
@@ -50,6 +54,10 @@ grpc::ChannelArguments PeerChannelArguments(
     const GrpcTransportOptions& options) {
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(options.frame_bytes_max);
+  args.SetMaxReceiveMessageSize(options.frame_bytes_max);
+  if (!options.tls_server_name_override.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name_override);
+  }
   // gRPC's own TCP reconnects follow the same bounds as our redials.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
               ToMs(options.reconnect_backoff_initial));

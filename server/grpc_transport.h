@@ -44,6 +44,8 @@
 #ifndef SPATE_SERVER_GRPC_TRANSPORT_H_
 #define SPATE_SERVER_GRPC_TRANSPORT_H_
 
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/support/status.h>
 
 #include <atomic>
@@ -96,6 +98,14 @@ struct GrpcTransportOptions {
   // closes the connection (and so the link).
   absl::Duration keepalive_interval = absl::Seconds(1);
   absl::Duration keepalive_timeout = absl::Seconds(3);
+  // Security of the link (server/tls.h builds both from cluster_tls): null
+  // means plaintext. With TLS the listener requires and verifies client
+  // certificates, so a peer without a certificate from the cluster's CA
+  // never gets a stream (the handshake fails before any RPC).
+  std::shared_ptr<grpc::ServerCredentials> listener_credentials;
+  std::shared_ptr<grpc::ChannelCredentials> peer_credentials;
+  // Name verified in peers' certificates instead of the dialed host.
+  std::string tls_server_name_override;
 };
 
 // OK, or INVALID_ARGUMENT naming the bad field.

@@ -81,8 +81,10 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Open(const ServerConfig& config,
   if (!kv.ok()) return kv.status();
   node->kv_ = *std::move(kv);
   node->store_ = std::make_unique<storage::ChannelStore>(node->kv_.get());
+  absl::StatusOr<ClientLinkOptions> link = ClientLinkOptionsFor(config);
+  if (!link.ok()) return link.status();
   node->fetcher_ = std::make_unique<SnapshotFetcher>(
-      node->kv_.get(), config.node().cluster_name());
+      node->kv_.get(), config.node().cluster_name(), *std::move(link));
   if (absl::Status s = node->Recover(); !s.ok()) return s;
   return node;
 }

@@ -6,6 +6,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/log.h"
+#include "base/status_macros.h"
+#include "server/tls.h"
 
 namespace spate::server {
 
@@ -13,6 +15,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const ServerConfig& config) {
   std::unique_ptr<Server> server(new Server());
   server->config_ = config;
+  RETURN_IF_ERROR(ValidateTlsConfig(config.client_tls(), "client_tls"));
+  RETURN_IF_ERROR(ValidateTlsConfig(config.cluster_tls(), "cluster_tls"));
+  if (TlsEnabled(config.cluster_tls()) &&
+      config.cluster_tls().ca_file().empty()) {
+    return absl::InvalidArgumentError(
+        "cluster_tls.ca_file: required (cluster links are mutual TLS)");
+  }
+  absl::StatusOr<std::unique_ptr<Authenticator>> auth =
+      Authenticator::Create(config.auth());
+  if (!auth.ok()) return auth.status();
+  server->auth_ = *std::move(auth);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> client_credentials =
+      ServerCredentialsFor(config.client_tls());
+  if (!client_credentials.ok()) return client_credentials.status();
+  absl::StatusOr<ClientLinkOptions> link = ClientLinkOptionsFor(config);
+  if (!link.ok()) return link.status();
   absl::StatusOr<std::unique_ptr<Node>> node =
       Node::Open(server->config_, &server->clock_);
   if (!node.ok()) return node.status();
@@ -24,6 +42,20 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     transport.cluster_name = node_config.cluster_name();
     transport.node_id = node_config.id();
     transport.listen_address = node_config.cluster_address();
+    if (TlsEnabled(config.cluster_tls())) {
+      // Cluster links are always mutual: both ends verify each other.
+      TlsConfig tls = config.cluster_tls();
+      tls.set_require_client_cert(true);
+      absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> listener =
+          ServerCredentialsFor(tls);
+      if (!listener.ok()) return listener.status();
+      absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> peer =
+          ChannelCredentialsFor(tls);
+      if (!peer.ok()) return peer.status();
+      transport.listener_credentials = *std::move(listener);
+      transport.peer_credentials = *std::move(peer);
+      transport.tls_server_name_override = tls.server_name_override();
+    }
     for (const PeerConfig& peer : node_config.peers()) {
       transport.peers[peer.id()] = peer.cluster_address();
       if (!peer.client_address().empty()) {
@@ -39,7 +71,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
             });
     if (!started.ok()) return started.status();
     server->transport_ = *std::move(started);
-    server->forwarder_ = std::make_unique<Forwarder>(client_addresses);
+    server->forwarder_ =
+        std::make_unique<Forwarder>(client_addresses, *std::move(link));
     server->node_->SetCluster(server->transport_.get(),
                               server->forwarder_.get());
   }
@@ -57,21 +90,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     server->gateway_client_ = std::make_unique<GatewayClient>(gateway);
     server->node_->SetGateways(server->gateway_client_.get());
   }
-  server->service_ =
-      std::make_unique<StreamingService>(server->node_.get(), &server->config_);
+  server->service_ = std::make_unique<StreamingService>(
+      server->node_.get(), &server->config_, server->auth_.get());
 
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string& address = server->config_.node().client_address();
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, *client_credentials, &port);
   builder.RegisterService(server->service_.get());
   server->endpoints_ = std::make_unique<MonitorEndpoints>(
       server->node_.get(), server->node_->metrics());
-  server->admin_ = std::make_unique<AdminService>(server->node_.get(),
-                                                  server->endpoints_.get());
+  server->admin_ = std::make_unique<AdminService>(
+      server->node_.get(), server->endpoints_.get(), server->auth_.get());
   builder.RegisterService(server->admin_.get());
   server->snapshots_ = std::make_unique<SnapshotService>(
-      server->node_->snapshot_transfers(), node_config.cluster_name());
+      server->node_->snapshot_transfers(), node_config.cluster_name(),
+      server->auth_.get());
   builder.RegisterService(server->snapshots_.get());
   // A PubBatch holds at least one message of max_payload plus framing.
   builder.SetMaxReceiveMessageSize(static_cast<int>(

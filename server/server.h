@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "proto/config.pb.h"
 #include "server/admin_service.h"
+#include "server/auth.h"
 #include "server/clock.h"
 #include "server/forwarder.h"
 #include "server/gateway_client.h"
@@ -61,6 +62,7 @@ class Server {
 
   ServerConfig config_;
   SystemClock clock_;
+  std::unique_ptr<Authenticator> auth_;
   std::unique_ptr<Node> node_;
   std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<GrpcTransport> transport_;

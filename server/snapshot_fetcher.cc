@@ -44,9 +44,8 @@ absl::Status SnapshotFetcher::Fetch(grpc::ClientContext* context,
                                     const ChannelSnapshot& image) {
   const ChannelRecord& record = image.record();
   if (record.msgs() == 0) return absl::OkStatus();
-  auto channel =
-      grpc::CreateChannel(source_address, grpc::InsecureChannelCredentials());
-  auto stub = SnapshotSource::NewStub(channel);
+  auto stub = SnapshotSource::NewStub(link_.Dial(source_address));
+  link_.Prepare(context);
   FetchMessagesRequest request;
   request.set_cluster_name(cluster_name_);
   request.set_channel_id(record.channel_id());

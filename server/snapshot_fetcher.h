@@ -23,14 +23,19 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/snapshot.pb.h"
+#include "server/tls.h"
 #include "storage/kv.h"
 
 namespace spate::server {
 
 class SnapshotFetcher {
  public:
-  SnapshotFetcher(storage::Kv* kv, std::string cluster_name)
-      : kv_(kv), cluster_name_(std::move(cluster_name)) {}
+  // `link`: how to dial the source's client listener (server/tls.h).
+  SnapshotFetcher(storage::Kv* kv, std::string cluster_name,
+                  ClientLinkOptions link = ClientLinkOptions())
+      : kv_(kv),
+        cluster_name_(std::move(cluster_name)),
+        link_(std::move(link)) {}
   ~SnapshotFetcher() { Stop(); }
 
   // Starts fetching `image`'s messages from `source_address` unless a fetch
@@ -50,6 +55,7 @@ class SnapshotFetcher {
 
   storage::Kv* const kv_;
   const std::string cluster_name_;
+  const ClientLinkOptions link_;
   mutable absl::Mutex mu_;
   absl::flat_hash_map<uint64_t, std::shared_ptr<grpc::ClientContext>> running_
       ABSL_GUARDED_BY(mu_);

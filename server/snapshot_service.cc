@@ -81,6 +81,14 @@ grpc::ServerWriteReactor<FetchMessagesChunk>* SnapshotService::FetchMessages(
     };
     return new Refused(grpc::Status(code, message));
   };
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok()) {
+    return refuse(grpc::StatusCode::UNAUTHENTICATED,
+                  std::string(principal.status().message()));
+  }
+  if (*principal != Principal::Unrestricted()) {
+    return refuse(grpc::StatusCode::PERMISSION_DENIED, "nodes only");
+  }
   if (request->cluster_name() != cluster_name_) {
     return refuse(grpc::StatusCode::PERMISSION_DENIED,
                   "snapshot fetch from another cluster");

@@ -62,10 +62,15 @@ class PublishState {
 
 class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
  public:
-  PublishReactor(Node* node, const ServerConfig* config, int hops)
+  // `principal` may publish where its permissions say; `limits` counts
+  // this stream (acquired by the caller) until OnDone.
+  PublishReactor(Node* node, const ServerConfig* config, int hops,
+                 const Principal* principal, StreamLimits* limits)
       : node_(node),
         config_(config),
         hops_(hops),
+        principal_(principal),
+        limits_(limits),
         state_(std::make_shared<PublishState>(this)) {
     StartRead(&batch_);
   }
@@ -80,6 +85,7 @@ class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
     const int64_t room = kPublishInFlightMax - state_->in_flight();
     for (PubMsg& msg : *batch_.mutable_msgs()) {
       absl::Status status = ValidatePubMsg(msg, config_->store());
+      if (status.ok()) status = principal_->CheckPublish(msg.subject());
       if (status.ok() && static_cast<int64_t>(valid.size()) >= room) {
         status = absl::ResourceExhaustedError(
             "too many unacknowledged publishes on this stream");
@@ -108,6 +114,7 @@ class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
   void OnCancel() override { state_->Cancelled(); }
   void OnDone() override {
     state_->ReactorGone();
+    limits_->ReleaseStream();
     delete this;
   }
 
@@ -115,6 +122,8 @@ class PublishReactor : public grpc::ServerBidiReactor<PubBatch, PubAckBatch> {
   Node* node_;
   const ServerConfig* config_;
   const int hops_;
+  const Principal* const principal_;
+  StreamLimits* const limits_;
   std::shared_ptr<PublishState> state_;
   PubBatch batch_;
 };
@@ -271,10 +280,15 @@ class SubscribeState : public SubscriberStream {
 class SubscribeReactor
     : public grpc::ServerBidiReactor<SubscribeFrame, Delivery> {
  public:
-  SubscribeReactor(Node* node, const ServerConfig* config, int hops)
+  // As PublishReactor; the subscription also counts against its client
+  // id's limit from its request until OnDone.
+  SubscribeReactor(Node* node, const ServerConfig* config, int hops,
+                   const Principal* principal, StreamLimits* limits)
       : node_(node),
         config_(config),
         hops_(hops),
+        principal_(principal),
+        limits_(limits),
         state_(std::make_shared<SubscribeState>(
             this, config->subscriptions().max_pending_bytes())) {
     StartRead(&frame_);
@@ -295,10 +309,17 @@ class SubscribeReactor
       }
       absl::Status status = ValidateSubscriptionRequest(
           frame_.request(), config_->subscriptions());
+      if (status.ok()) {
+        status = principal_->CheckSubscribe(frame_.request().subject());
+      }
+      if (status.ok()) {
+        status = limits_->AcquireSubscription(frame_.request().client_id());
+      }
       if (!status.ok()) {
         state_->End(status);
         return;
       }
+      counted_client_id_ = frame_.request().client_id();
       have_request_ = true;
       node_->Subscribe(frame_.request(), hops_, state_);
     } else if (frame_.has_acks()) {
@@ -327,6 +348,8 @@ class SubscribeReactor
   }
   void OnDone() override {
     state_->ReactorGone();
+    if (have_request_) limits_->ReleaseSubscription(counted_client_id_);
+    limits_->ReleaseStream();
     delete this;
   }
 
@@ -334,9 +357,12 @@ class SubscribeReactor
   Node* node_;
   const ServerConfig* config_;
   const int hops_;
+  const Principal* const principal_;
+  StreamLimits* const limits_;
   std::shared_ptr<SubscribeState> state_;
   SubscribeFrame frame_;
   bool have_request_ = false;
+  std::string counted_client_id_;
 };
 
 bool SubscribeState::Started(const SubscriptionResponse& response,
@@ -501,14 +527,32 @@ grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
   return reactor;
 }
 
+// A stream refused before it started (authentication, stream limits).
+template <typename Request, typename Response>
+class RefusedStream : public grpc::ServerBidiReactor<Request, Response> {
+ public:
+  explicit RefusedStream(const absl::Status& status) {
+    this->Finish(ToGrpcStatus(status));
+  }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
 
-StreamingService::StreamingService(Node* node, const ServerConfig* config)
-    : node_(node), config_(config) {}
+StreamingService::StreamingService(Node* node, const ServerConfig* config,
+                                   const Authenticator* auth)
+    : node_(node),
+      config_(config),
+      auth_(auth),
+      limits_(config->clients().max_streams(),
+              config->subscriptions().max_subscriptions_per_client()) {}
 
 grpc::ServerUnaryReactor* StreamingService::Connect(
     grpc::CallbackServerContext* context, const ConnectRequest* request,
     ConnectResponse* response) {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok())
+    return Refuse<ConnectResponse>(context, principal.status());
   absl::Status status = ValidateClientId(request->client_id());
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<ConnectResponse>(context, status);
@@ -524,6 +568,8 @@ grpc::ServerUnaryReactor* StreamingService::Connect(
 grpc::ServerUnaryReactor* StreamingService::Ping(
     grpc::CallbackServerContext* context, const PingRequest* request,
     PingResponse* response) {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok()) return Refuse<PingResponse>(context, principal.status());
   absl::Status status = ValidateClientId(request->client_id());
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<PingResponse>(context, status);
@@ -537,7 +583,10 @@ grpc::ServerUnaryReactor* StreamingService::Ping(
 grpc::ServerUnaryReactor* StreamingService::Publish(
     grpc::CallbackServerContext* context, const PubMsg* request,
     PubAck* response) {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok()) return Refuse<PubAck>(context, principal.status());
   absl::Status status = ValidatePubMsg(*request, config_->store());
+  if (status.ok()) status = (*principal)->CheckPublish(request->subject());
   if (!status.ok()) return Refuse<PubAck>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   node_->Publish(
@@ -557,6 +606,8 @@ grpc::ServerUnaryReactor* StreamingService::Publish(
 grpc::ServerUnaryReactor* StreamingService::PublishBatch(
     grpc::CallbackServerContext* context, const PubBatch* request,
     PubAckBatch* response) {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok()) return Refuse<PubAckBatch>(context, principal.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (request->msgs_size() == 0) {
     reactor->Finish(grpc::Status::OK);
@@ -586,6 +637,7 @@ grpc::ServerUnaryReactor* StreamingService::PublishBatch(
   for (int i = 0; i < request->msgs_size(); ++i) {
     const PubMsg& msg = request->msgs(i);
     absl::Status status = ValidatePubMsg(msg, config_->store());
+    if (status.ok()) status = (*principal)->CheckPublish(msg.subject());
     if (!status.ok()) {
       PubAck ack;
       ack.set_guid(msg.guid());
@@ -608,18 +660,35 @@ grpc::ServerUnaryReactor* StreamingService::PublishBatch(
 
 grpc::ServerBidiReactor<PubBatch, PubAckBatch>* StreamingService::PublishStream(
     grpc::CallbackServerContext* context) {
-  return new PublishReactor(node_, config_, IncomingHops(*context));
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  absl::Status status =
+      principal.ok() ? limits_.AcquireStream() : principal.status();
+  if (!status.ok()) return new RefusedStream<PubBatch, PubAckBatch>(status);
+  return new PublishReactor(node_, config_, IncomingHops(*context), *principal,
+                            &limits_);
 }
 
 grpc::ServerBidiReactor<SubscribeFrame, Delivery>* StreamingService::Subscribe(
     grpc::CallbackServerContext* context) {
-  return new SubscribeReactor(node_, config_, IncomingHops(*context));
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  absl::Status status =
+      principal.ok() ? limits_.AcquireStream() : principal.status();
+  if (!status.ok()) return new RefusedStream<SubscribeFrame, Delivery>(status);
+  return new SubscribeReactor(node_, config_, IncomingHops(*context),
+                              *principal, &limits_);
 }
 
 grpc::ServerUnaryReactor* StreamingService::Unsubscribe(
     grpc::CallbackServerContext* context, const UnsubscribeRequest* request,
     UnsubscribeResponse* response) {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok()) {
+    return Refuse<UnsubscribeResponse>(context, principal.status());
+  }
   absl::Status status = ValidateUnsubscribeRequest(*request);
+  // Unsubscribing deletes a durable's state: it takes the permission to
+  // subscribe to the channel.
+  if (status.ok()) status = (*principal)->CheckSubscribe(request->subject());
   if (!status.ok()) return Refuse<UnsubscribeResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   node_->Unsubscribe(*request, IncomingHops(*context),
@@ -632,6 +701,9 @@ grpc::ServerUnaryReactor* StreamingService::Unsubscribe(
 grpc::ServerUnaryReactor* StreamingService::Close(
     grpc::CallbackServerContext* context, const CloseRequest* request,
     CloseResponse* response) {
+  absl::StatusOr<const Principal*> principal = auth_->Authenticate(*context);
+  if (!principal.ok())
+    return Refuse<CloseResponse>(context, principal.status());
   absl::Status status = ValidateClientId(request->client_id());
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<CloseResponse>(context, status);

@@ -10,6 +10,11 @@
 // frame is in flight goes into the next frame (natural batching). No lock
 // is held while calling into gRPC (StartWrite/StartRead/Finish), because
 // reactions may run inline.
+//
+// Security (docs/security.md): every RPC authenticates first
+// (server/auth.h: UNAUTHENTICATED), then publishes and subscriptions are
+// authorized per channel (PERMISSION_DENIED, nothing changes); streams are
+// bounded per node and subscriptions per client id (server/stream_limits.h).
 #ifndef SPATE_SERVER_STREAMING_SERVICE_H_
 #define SPATE_SERVER_STREAMING_SERVICE_H_
 
@@ -18,15 +23,18 @@
 #include "absl/status/status.h"
 #include "proto/config.pb.h"
 #include "proto/streaming.grpc.pb.h"
+#include "server/auth.h"
 #include "server/grpc_status.h"
 #include "server/node.h"
+#include "server/stream_limits.h"
 
 namespace spate::server {
 
 class StreamingService final : public Streaming::CallbackService {
  public:
-  // `node` and `config` must outlive the service.
-  StreamingService(Node* node, const ServerConfig* config);
+  // `node`, `config` and `auth` must outlive the service.
+  StreamingService(Node* node, const ServerConfig* config,
+                   const Authenticator* auth);
 
   grpc::ServerUnaryReactor* Connect(grpc::CallbackServerContext* context,
                                     const ConnectRequest* request,
@@ -54,6 +62,8 @@ class StreamingService final : public Streaming::CallbackService {
  private:
   Node* node_;
   const ServerConfig* config_;
+  const Authenticator* auth_;
+  StreamLimits limits_;
 };
 
 }  // namespace spate::server

@@ -23,19 +23,32 @@ absl::Status FromGrpc(const grpc::Status& status) {
 }
 
 TestConnection::TestConnection(const std::string& address,
-                               std::string client_id)
-    : channel_(
-          grpc::CreateChannel(address, grpc::InsecureChannelCredentials())),
+                               std::string client_id,
+                               TestCredentials credentials)
+    : channel_(grpc::CreateChannel(address,
+                                   credentials.channel != nullptr
+                                       ? credentials.channel
+                                       : grpc::InsecureChannelCredentials())),
       stub_(Streaming::NewStub(channel_)),
       client_id_(std::move(client_id)),
-      conn_id_(absl::StrCat(client_id_, "-", absl::ToUnixNanos(absl::Now()))) {}
+      conn_id_(absl::StrCat(client_id_, "-", absl::ToUnixNanos(absl::Now()))),
+      authorization_(std::move(credentials.authorization)) {}
+
+std::unique_ptr<grpc::ClientContext> TestConnection::Context(
+    absl::Duration timeout) const {
+  std::unique_ptr<grpc::ClientContext> context = Deadline(timeout);
+  if (!authorization_.empty()) {
+    context->AddMetadata("authorization", authorization_);
+  }
+  return context;
+}
 
 absl::StatusOr<ConnectResponse> TestConnection::Connect() {
   ConnectRequest request;
   request.set_client_id(client_id_);
   request.set_conn_id(conn_id_);
   ConnectResponse response;
-  auto context = Deadline(absl::Seconds(10));
+  auto context = Context(absl::Seconds(10));
   grpc::Status status = stub_->Connect(context.get(), request, &response);
   if (!status.ok()) return FromGrpc(status);
   return response;
@@ -46,7 +59,7 @@ absl::Status TestConnection::Ping() {
   request.set_client_id(client_id_);
   request.set_conn_id(conn_id_);
   PingResponse response;
-  auto context = Deadline(absl::Seconds(10));
+  auto context = Context(absl::Seconds(10));
   return FromGrpc(stub_->Ping(context.get(), request, &response));
 }
 
@@ -73,7 +86,7 @@ SubscriptionRequest TestConnection::SubRequest(
 
 absl::StatusOr<PubAck> TestConnection::PublishRaw(const PubMsg& msg) {
   PubAck ack;
-  auto context = Deadline(absl::Seconds(30));
+  auto context = Context(absl::Seconds(30));
   grpc::Status status = stub_->Publish(context.get(), msg, &ack);
   if (!status.ok()) return FromGrpc(status);
   return ack;
@@ -92,7 +105,7 @@ absl::StatusOr<uint64_t> TestConnection::Publish(const std::string& channel,
 
 absl::StatusOr<std::vector<PubAck>> TestConnection::PublishStream(
     const std::vector<PubMsg>& msgs, size_t msgs_per_frame) {
-  auto context = Deadline(absl::Seconds(60));
+  auto context = Context(absl::Seconds(60));
   auto stream = stub_->PublishStream(context.get());
   std::vector<PubAck> acks;
   std::thread reader([&] {
@@ -127,7 +140,7 @@ absl::Status TestConnection::Unsubscribe(const std::string& channel,
   request.set_subscription_id(subscription_id);
   request.set_close_only(close_only);
   UnsubscribeResponse response;
-  auto context = Deadline(absl::Seconds(10));
+  auto context = Context(absl::Seconds(10));
   return FromGrpc(stub_->Unsubscribe(context.get(), request, &response));
 }
 
@@ -136,13 +149,17 @@ absl::Status TestConnection::Close() {
   request.set_client_id(client_id_);
   request.set_conn_id(conn_id_);
   CloseResponse response;
-  auto context = Deadline(absl::Seconds(10));
+  auto context = Context(absl::Seconds(10));
   return FromGrpc(stub_->Close(context.get(), request, &response));
 }
 
 TestSubscriber::TestSubscriber(Streaming::Stub* stub,
-                               const SubscriptionRequest& request) {
+                               const SubscriptionRequest& request,
+                               const std::string& authorization) {
   context_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Minutes(5)));
+  if (!authorization.empty()) {
+    context_.AddMetadata("authorization", authorization);
+  }
   stream_ = stub->Subscribe(&context_);
   SubscribeFrame frame;
   *frame.mutable_request() = request;

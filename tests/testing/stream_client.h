@@ -27,9 +27,18 @@ namespace spate::testing {
 
 absl::Status FromGrpc(const grpc::Status& status);
 
+// How a test client dials and authenticates (default: plaintext, no
+// credentials).
+struct TestCredentials {
+  std::shared_ptr<grpc::ChannelCredentials> channel;
+  // The `authorization` metadata of every call (server/auth.h).
+  std::string authorization;
+};
+
 class TestConnection {
  public:
-  TestConnection(const std::string& address, std::string client_id);
+  TestConnection(const std::string& address, std::string client_id,
+                 TestCredentials credentials = TestCredentials());
 
   absl::StatusOr<ConnectResponse> Connect();
   absl::Status Ping();
@@ -53,18 +62,24 @@ class TestConnection {
   const std::string& client_id() const { return client_id_; }
   const std::string& conn_id() const { return conn_id_; }
   void set_conn_id(std::string conn_id) { conn_id_ = std::move(conn_id); }
+  const std::string& authorization() const { return authorization_; }
 
  private:
+  // A call context with a deadline and the connection's credentials.
+  std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const;
+
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<Streaming::Stub> stub_;
   std::string client_id_;
   std::string conn_id_;
   int guid_counter_ = 0;
+  std::string authorization_;
 };
 
 class TestSubscriber {
  public:
-  TestSubscriber(Streaming::Stub* stub, const SubscriptionRequest& request);
+  TestSubscriber(Streaming::Stub* stub, const SubscriptionRequest& request,
+                 const std::string& authorization = "");
   ~TestSubscriber();  // cancels the stream and joins the reader
 
   // Waits for the SubscriptionResponse, or the stream's error status.

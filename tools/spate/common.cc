@@ -19,12 +19,49 @@ ABSL_FLAG(absl::Duration, reconnect_wait, absl::Seconds(30),
           "how long to keep reconnecting (and resubscribing) after the "
           "connection breaks before giving up; 0 disables reconnection");
 
+ABSL_FLAG(std::string, token, "",
+          "authentication token (default: $SPATE_TOKEN)");
+ABSL_FLAG(std::string, user, "",
+          "user name for password authentication (default: $SPATE_USER)");
+ABSL_FLAG(std::string, password, "",
+          "password of --user (default: $SPATE_PASSWORD)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "CA bundle (PEM) to verify the servers with; turns TLS on "
+          "(default: $SPATE_TLS_CA)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "client certificate (PEM) for mTLS (default: $SPATE_TLS_CERT)");
+ABSL_FLAG(std::string, tls_key, "",
+          "private key of --tls_cert (default: $SPATE_TLS_KEY)");
+
 namespace spate::cli {
+namespace {
+
+// The flag, else the environment variable, else empty.
+std::string FlagOrEnv(const absl::Flag<std::string>& flag, const char* env) {
+  std::string value = absl::GetFlag(flag);
+  if (value.empty()) {
+    const char* from_env = std::getenv(env);
+    if (from_env != nullptr) value = from_env;
+  }
+  return value;
+}
+
+}  // namespace
 
 const std::vector<std::string>& CommonFlags() {
-  static const std::vector<std::string>* flags =
-      new std::vector<std::string>{"server", "client_id", "reconnect_wait"};
+  static const std::vector<std::string>* flags = new std::vector<std::string>{
+      "server",   "client_id", "reconnect_wait", "token",  "user",
+      "password", "tls_ca",    "tls_cert",       "tls_key"};
   return *flags;
+}
+
+void SecurityFromFlags(client::ClientOptions* options) {
+  options->token = FlagOrEnv(FLAGS_token, "SPATE_TOKEN");
+  options->user = FlagOrEnv(FLAGS_user, "SPATE_USER");
+  options->password = FlagOrEnv(FLAGS_password, "SPATE_PASSWORD");
+  options->tls_ca_file = FlagOrEnv(FLAGS_tls_ca, "SPATE_TLS_CA");
+  options->tls_cert_file = FlagOrEnv(FLAGS_tls_cert, "SPATE_TLS_CERT");
+  options->tls_key_file = FlagOrEnv(FLAGS_tls_key, "SPATE_TLS_KEY");
 }
 
 std::vector<std::string> ServersFromFlags() {
@@ -52,6 +89,7 @@ absl::StatusOr<std::unique_ptr<client::Connection>> ConnectFromFlags(
   options.servers = ServersFromFlags();
   options.client_id = ClientIdFromFlags();
   options.reconnect_wait = absl::GetFlag(FLAGS_reconnect_wait);
+  SecurityFromFlags(&options);
   options.connection_lost_handler = std::move(lost);
   return client::Connection::Connect(std::move(options));
 }

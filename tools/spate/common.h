@@ -1,8 +1,8 @@
 // What every `spate` subcommand shares: the common flags (--server,
-// --client_id, --reconnect_wait), --count (declared here, listed by the
-// commands that use it), connecting from the flags, and printing errors
-// the same way.
-// Threading: call from the command's thread (flags are read once).
+// --client_id, --reconnect_wait, credentials and TLS), --count (declared here,
+// listed by the commands that use it), connecting from the flags, and printing
+// errors the same way. Threading: call from the command's thread (flags are
+// read once).
 #ifndef SPATE_TOOLS_SPATE_COMMON_H_
 #define SPATE_TOOLS_SPATE_COMMON_H_
 
@@ -33,6 +33,11 @@ std::vector<std::string> ServersFromFlags();
 
 // --client_id, else "spate-cli-" and 8 random characters.
 std::string ClientIdFromFlags();
+
+// Credentials and TLS from --token/--user/--password/--tls_ca/--tls_cert/
+// --tls_key, each else from $SPATE_TOKEN, $SPATE_USER, $SPATE_PASSWORD,
+// $SPATE_TLS_CA, $SPATE_TLS_CERT, $SPATE_TLS_KEY.
+void SecurityFromFlags(client::ClientOptions* options);
 
 // Connects with the common flags; `lost` (may be empty) runs if the
 // connection is lost later (it broke and reconnecting failed within
