@@ -55,35 +55,15 @@ absl::Status ValidatePatterns(
     const google::protobuf::RepeatedPtrField<std::string>& patterns,
     const std::string& field) {
   for (const std::string& pattern : patterns) {
-    std::vector<absl::string_view> tokens = absl::StrSplit(pattern, '.');
-    for (size_t i = 0; i < tokens.size(); ++i) {
-      const bool bad_wildcard =
-          (tokens[i] == ">" && i + 1 != tokens.size()) ||
-          (tokens[i].size() > 1 &&
-           tokens[i].find_first_of("*>") != absl::string_view::npos);
-      if (tokens[i].empty() || bad_wildcard) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            field, ": bad channel pattern '", pattern,
-            "' (tokens separated by '.', '*' for one token, '>' last)"));
-      }
+    if (absl::Status status = ValidateChannelPattern(pattern); !status.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": ", status.message()));
     }
   }
   return absl::OkStatus();
 }
 
 }  // namespace
-
-bool ChannelPatternMatches(absl::string_view pattern,
-                           absl::string_view channel) {
-  std::vector<absl::string_view> p = absl::StrSplit(pattern, '.');
-  std::vector<absl::string_view> c = absl::StrSplit(channel, '.');
-  for (size_t i = 0; i < p.size(); ++i) {
-    if (p[i] == ">") return i + 1 == p.size() && c.size() > i;
-    if (i >= c.size()) return false;
-    if (p[i] != "*" && p[i] != c[i]) return false;
-  }
-  return p.size() == c.size();
-}
 
 ChannelPermissions::ChannelPermissions(std::vector<std::string> patterns)
     : patterns_(std::move(patterns)),

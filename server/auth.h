@@ -42,15 +42,11 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/config.pb.h"
+#include "server/channel_limits.h"  // ChannelPatternMatches
 
 namespace spate::server {
 
 inline constexpr char kAuthorizationMetadataKey[] = "authorization";
-
-// NATS subject matching: `pattern` tokens are literals, `*` (exactly one
-// token) or a final `>` (one or more tokens).
-bool ChannelPatternMatches(absl::string_view pattern,
-                           absl::string_view channel);
 
 // A set of channel patterns with a bounded decision cache.
 class ChannelPermissions {
