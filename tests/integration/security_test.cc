@@ -116,7 +116,9 @@ class SecurityTest : public ::testing::Test {
 
   void TearDown() override {
     for (auto& node : nodes_) {
-      if (node->running()) EXPECT_TRUE(node->Stop().ok());
+      if (node->running()) {
+        EXPECT_TRUE(node->Stop().ok());
+      }
     }
     if (server_ != nullptr && server_->running()) {
       absl::Status stopped = server_->Stop();
