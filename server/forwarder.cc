@@ -193,7 +193,9 @@ class SubscribeRelay : public grpc::ClientBidiReactor<SubscribeFrame, Delivery>,
 void RelaySubscription(Streaming::Stub* stub, int hops,
                        const SubscriptionRequest& request,
                        std::shared_ptr<SubscriberStream> stream) {
-  SubscribeRelay::Start(stub, hops, request, std::move(stream));
+  // Relays for gateways go to another cluster: no cluster token.
+  SubscribeRelay::Start(stub, hops, ClientLinkOptions(), request,
+                        std::move(stream));
 }
 
 int IncomingHops(const grpc::ServerContextBase& context) {

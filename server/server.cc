@@ -134,8 +134,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
                                      &gateway_port);
     gateway_builder.RegisterService(server->gateway_service_.get());
     // Subscriptions relayed by other clusters (GatewayClient::Subscribe).
+    // Gateway links are not authenticated as clients (docs/security.md):
+    // this service gets an authenticator with authentication off.
+    absl::StatusOr<std::unique_ptr<Authenticator>> gateway_auth =
+        Authenticator::Create(AuthConfig());
+    if (!gateway_auth.ok()) return gateway_auth.status();
+    server->gateway_auth_ = *std::move(gateway_auth);
     server->gateway_streaming_ = std::make_unique<StreamingService>(
-        server->node_.get(), &server->config_);
+        server->node_.get(), &server->config_, server->gateway_auth_.get());
     gateway_builder.RegisterService(server->gateway_streaming_.get());
     gateway_builder.SetMaxReceiveMessageSize(static_cast<int>(
         server->config_.store().max_payload_bytes() + (4 << 20)));

@@ -63,6 +63,7 @@ class Server {
   ServerConfig config_;
   SystemClock clock_;
   std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<Authenticator> gateway_auth_;  // authentication off
   std::unique_ptr<Node> node_;
   std::unique_ptr<Forwarder> forwarder_;
   std::unique_ptr<GrpcTransport> transport_;
