@@ -6,6 +6,7 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tools/spate/common.h"
 
@@ -103,6 +104,10 @@ class Progress {
     absl::MutexLock lock(&mu_);
     return lost_;
   }
+  int64_t printed() const {
+    absl::MutexLock lock(&mu_);
+    return printed_;
+  }
 
  private:
   mutable absl::Mutex mu_;
@@ -156,7 +161,19 @@ int RunSub(const std::vector<std::string>& args, const Io& io) {
           << ", from seq " << (*subscription)->start_sequence()
           << "); Ctrl-C to stop" << std::endl;
 
+  // With --count, a progress line on stderr once a second while waiting
+  // (stdout carries only the messages, for pipes).
+  absl::Time next_report = absl::Now() + absl::Seconds(1);
+  int64_t reported = 0;
   while (!progress.WaitDone(kPollInterval) && !io.interrupted->load()) {
+    if (count > 0 && absl::Now() >= next_report) {
+      next_report = absl::Now() + absl::Seconds(1);
+      const int64_t received = progress.printed();
+      if (received != reported) {
+        *io.err << "received " << received << " of " << count << std::endl;
+        reported = received;
+      }
+    }
   }
   const absl::Status ended = absl::GetFlag(FLAGS_unsubscribe)
                                  ? (*subscription)->Unsubscribe()

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "client/testing/fake_streaming.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -83,6 +84,20 @@ TEST_F(SubTest, PrintsCountMessagesAcksOnlyThoseAndCloses) {
   EXPECT_TRUE(server_.service().subscribe_stream_half_closed(0));
   EXPECT_TRUE(server_.service().unsubscribes().empty());
   EXPECT_EQ(server_.service().closes().size(), 1u);
+}
+
+TEST_F(SubTest, CountShowsProgressOnStderrWhileWaiting) {
+  Start({"orders", "--count=3"});
+  ASSERT_TRUE(Eventually(
+      [&] { return server_.service().subscribe_requests().size() == 1; }));
+  server_.service().Deliver(0, {Msg(1, "one")});
+  // Long enough for at least one progress line.
+  absl::SleepFor(absl::Milliseconds(1500));
+  server_.service().Deliver(0, {Msg(2, "two"), Msg(3, "three")});
+  ASSERT_EQ(Wait(), kExitOk) << err_.str();
+  EXPECT_THAT(err_.str(), HasSubstr("received 1 of 3\n"));
+  // Messages alone on stdout.
+  EXPECT_EQ(out_.str(), "[#1] one\n[#2] two\n[#3] three\n");
 }
 
 TEST_F(SubTest, UnsubscribeFlagRemovesTheSubscription) {
