@@ -197,6 +197,31 @@ class Node {
   // waits until `deadline_ns` for a leader to be known.
   using RouteDone = absl::AnyInvocable<void(absl::StatusOr<raft::NodeId>)>;
   void RouteMeta(int hops, int64_t deadline_ns, RouteDone then);
+  // On the loop thread, finds the metadata leader and runs `local(done)`
+  // when this node leads, else `forward(leader, done)`; `done` gets the
+  // routing error, or UNAVAILABLE when the inbox is full or the node stops.
+  template <typename Done, typename Local, typename Forward>
+  void AtMetaLeader(int hops, Done done, Local local, Forward forward) {
+    auto shared = std::make_shared<Done>(std::move(done));
+    auto route = [this, hops, shared, local = std::move(local),
+                  forward = std::move(forward)]() mutable {
+      RouteMeta(hops, Deadline(),
+                [this, shared, local = std::move(local),
+                 forward = std::move(forward)](
+                    absl::StatusOr<raft::NodeId> leader) mutable {
+                  if (!leader.ok()) {
+                    (*shared)(leader.status());
+                  } else if (*leader == self_) {
+                    local(std::move(*shared));
+                  } else {
+                    forward(*leader, std::move(*shared));
+                  }
+                });
+    };
+    if (!Post(std::move(route))) {
+      (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+    }
+  }
   // The channel's local host when this node serves it, or the node to
   // forward to. A missing channel is created (by the metadata leader).
   struct ChannelRoute {

@@ -14,42 +14,26 @@ namespace spate::server {
 // ---- Requests ----
 
 void Node::Connect(const ConnectRequest& request, int hops, ConnectDone done) {
-  auto shared = std::make_shared<ConnectDone>(std::move(done));
-  if (!Post([this, request, hops, shared] {
-        RouteMeta(
-            hops, Deadline(),
-            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
-              if (!leader.ok()) {
-                (*shared)(leader.status());
-              } else if (*leader == self_) {
-                DoConnect(request, std::move(*shared));
-              } else {
-                forwarder_->Connect(*leader, hops, request, std::move(*shared));
-              }
-            });
-      })) {
-    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
-  }
+  AtMetaLeader(
+      hops, std::move(done),
+      [this, request](ConnectDone done) {
+        DoConnect(request, std::move(done));
+      },
+      [this, request, hops](raft::NodeId leader, ConnectDone done) {
+        forwarder_->Connect(leader, hops, request, std::move(done));
+      });
 }
 
 void Node::Ping(const PingRequest& request, int hops, StatusDone done) {
-  auto shared = std::make_shared<StatusDone>(std::move(done));
-  if (!Post([this, request, hops, shared] {
-        // Liveness is tracked by the metadata leader.
-        RouteMeta(
-            hops, Deadline(),
-            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
-              if (!leader.ok()) {
-                (*shared)(leader.status());
-              } else if (*leader == self_) {
-                (*shared)(CheckClient(request.client_id(), request.conn_id()));
-              } else {
-                forwarder_->Ping(*leader, hops, request, std::move(*shared));
-              }
-            });
-      })) {
-    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
-  }
+  // Liveness is tracked by the metadata leader.
+  AtMetaLeader(
+      hops, std::move(done),
+      [this, request](StatusDone done) {
+        done(CheckClient(request.client_id(), request.conn_id()));
+      },
+      [this, request, hops](raft::NodeId leader, StatusDone done) {
+        forwarder_->Ping(leader, hops, request, std::move(done));
+      });
 }
 
 void Node::Publish(
@@ -109,22 +93,12 @@ void Node::Unsubscribe(const UnsubscribeRequest& request, int hops,
 }
 
 void Node::Close(const CloseRequest& request, int hops, StatusDone done) {
-  auto shared = std::make_shared<StatusDone>(std::move(done));
-  if (!Post([this, request, hops, shared] {
-        RouteMeta(
-            hops, Deadline(),
-            [this, request, hops, shared](absl::StatusOr<raft::NodeId> leader) {
-              if (!leader.ok()) {
-                (*shared)(leader.status());
-              } else if (*leader == self_) {
-                DoClose(request, std::move(*shared));
-              } else {
-                forwarder_->Close(*leader, hops, request, std::move(*shared));
-              }
-            });
-      })) {
-    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
-  }
+  AtMetaLeader(
+      hops, std::move(done),
+      [this, request](StatusDone done) { DoClose(request, std::move(done)); },
+      [this, request, hops](raft::NodeId leader, StatusDone done) {
+        forwarder_->Close(leader, hops, request, std::move(done));
+      });
 }
 
 int64_t Node::AliveWindowNs() const {
