@@ -81,15 +81,14 @@ class FsmHarness {
     absl::StatusOr<std::unique_ptr<server::ChannelFsm>> loaded =
         server::ChannelFsm::Load(&store_, kChannelId, options_);
     CHECK_OK(loaded.status());
-    CHECK((*loaded)->Image().SerializeAsString() ==
-          channel_->Image().SerializeAsString())
+    CHECK(CanonicalBytes((*loaded)->Image()) ==
+          CanonicalBytes(channel_->Image()))
         << "channel state in memory differs from the stored state";
     channel_ = *std::move(loaded);
     absl::StatusOr<std::unique_ptr<server::MetaFsm>> meta =
         server::MetaFsm::Load(&store_);
     CHECK_OK(meta.status());
-    CHECK((*meta)->Image().SerializeAsString() ==
-          meta_->Image().SerializeAsString())
+    CHECK(CanonicalBytes((*meta)->Image()) == CanonicalBytes(meta_->Image()))
         << "metadata in memory differs from the stored state";
     meta_ = *std::move(meta);
   }

@@ -14,8 +14,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "absl/strings/string_view.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/message_lite.h"
 #include "google/protobuf/stubs/logging.h"
 
 namespace spate::fuzz {
@@ -29,6 +33,22 @@ inline void QuietProtobufLogs() {
     return true;
   }();
   (void)quiet;
+}
+
+// The bytes of `message` with map entries in key order. Plain
+// SerializeAsString writes a map in hash order, which differs between two
+// equal messages built in different orders; comparing states byte for byte
+// needs one canonical form.
+inline std::string CanonicalBytes(
+    const google::protobuf::MessageLite& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializePartialToCodedStream(&coded);
+  }
+  return out;
 }
 
 struct FuzzRecord {

@@ -61,7 +61,7 @@ void CheckRecord(uint8_t selector, absl::string_view record) {
     const std::string encoded = storage::EncodeRecord(*message);
     std::unique_ptr<google::protobuf::MessageLite> again = NewRecord(selector);
     CHECK_OK(storage::DecodeRecord(encoded, again.get()));
-    CHECK(again->SerializeAsString() == message->SerializeAsString());
+    CHECK(CanonicalBytes(*again) == CanonicalBytes(*message));
   }
   absl::StatusOr<absl::string_view> payload = storage::UnframeBytes(record);
   if (payload.ok()) {
