@@ -16,6 +16,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/cluster.h"
+#include "tools/spate/cli_cluster_test.h"
 #include "tools/spate/cluster_view.pb.h"
 #include "tools/spate/command.h"
 #include "tools/spate/pub.h"
@@ -24,64 +25,13 @@
 namespace spate::cli {
 namespace {
 
-using ::spate::testing::TestCluster;
 using ::testing::HasSubstr;
 
-constexpr absl::Duration kPatience = absl::Seconds(30);
-
-// The row of `output` whose first cell is `key`, split on runs of spaces.
-std::vector<std::string> Row(const std::string& output,
-                             const std::string& key) {
-  for (absl::string_view line : absl::StrSplit(output, '\n')) {
-    std::vector<std::string> cells =
-        absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (!cells.empty() && cells[0] == key) return cells;
-  }
-  return {};
-}
-
-class ChannelsTest : public ::testing::Test {
+class ChannelsTest : public CliClusterTest {
  protected:
-  void SetUp() override {
-    cluster_ = std::make_unique<TestCluster>(3);
-    const absl::Status started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started << cluster_->Logs();
-  }
-
-  void TearDown() override {
-    if (HasFailure()) std::cerr << cluster_->Logs();
-    cluster_->StopAll();
-  }
-
-  int Run(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"spate"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    out_.str("");
-    err_.str("");
-    return RunCli(
-        {PubCommand(), SubCommand(), ChannelsCommand(), ChannelCommand()}, argv,
-        io_);
-  }
-
-  // Runs `args` until it succeeds (the cluster may still be electing).
-  void RunUntilOk(std::vector<std::string> args) {
-    const absl::Time deadline = absl::Now() + kPatience;
-    while (Run(args) != kExitOk) {
-      ASSERT_LT(absl::Now(), deadline) << err_.str();
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-  }
-
-  std::string Via(int node) {
-    return "--server=" + cluster_->client_address(node);
-  }
-
-  std::unique_ptr<TestCluster> cluster_;
-  std::istringstream in_;
-  std::ostringstream out_;
-  std::ostringstream err_;
-  std::atomic<bool> interrupted_{false};
-  Io io_{&in_, &out_, &err_, &interrupted_};
+  ChannelsTest()
+      : CliClusterTest({PubCommand(), SubCommand(), ChannelsCommand(),
+                        ChannelCommand()}) {}
 };
 
 TEST_F(ChannelsTest, ListsChannelsAndShowsOneInDetail) {
@@ -101,8 +51,8 @@ TEST_F(ChannelsTest, ListsChannelsAndShowsOneInDetail) {
     ASSERT_EQ(Run({"channels", "--server", cluster_->ClientAddresses()}),
               kExitOk)
         << err_.str();
-    orders = Row(out_.str(), "orders");
-    payments = Row(out_.str(), "payments");
+    orders = TableRow(out_.str(), "orders");
+    payments = TableRow(out_.str(), "payments");
     if (orders.size() == 7 && orders[5] == "1" && payments.size() == 7) break;
     absl::SleepFor(absl::Milliseconds(200));
   }
@@ -125,7 +75,7 @@ TEST_F(ChannelsTest, ListsChannelsAndShowsOneInDetail) {
   int leaders = 0;
   int followers = 0;
   for (const std::string id : {"1", "2", "3"}) {
-    const std::vector<std::string> replica = Row(info, id);
+    const std::vector<std::string> replica = TableRow(info, id);
     ASSERT_GE(replica.size(), 2u) << info;
     leaders += replica[1] == "leader";
     followers += replica[1] == "follower";

@@ -19,6 +19,7 @@
 #include "tests/testing/cluster.h"
 #include "tests/testing/server_process.h"
 #include "tools/spate/backup.h"
+#include "tools/spate/cli_cluster_test.h"
 #include "tools/spate/command.h"
 #include "tools/spate/pub.h"
 
@@ -26,57 +27,12 @@ namespace spate::cli {
 namespace {
 
 using ::spate::testing::ServerProcess;
-using ::spate::testing::TestCluster;
 
-constexpr absl::Duration kPatience = absl::Seconds(30);
-
-std::vector<std::string> Row(const std::string& output,
-                             const std::string& key) {
-  for (absl::string_view line : absl::StrSplit(output, '\n')) {
-    std::vector<std::string> cells =
-        absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (!cells.empty() && cells[0] == key) return cells;
-  }
-  return {};
-}
-
-class SubsTest : public ::testing::Test {
+class SubsTest : public CliClusterTest {
  protected:
-  void SetUp() override {
-    cluster_ = std::make_unique<TestCluster>(3);
-    const absl::Status started = cluster_->Start();
-    ASSERT_TRUE(started.ok()) << started << cluster_->Logs();
-  }
-  void TearDown() override {
-    if (HasFailure()) std::cerr << cluster_->Logs();
-    cluster_->StopAll();
-  }
-  int Run(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"spate"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    out_.str("");
-    err_.str("");
-    return RunCli(
-        {PubCommand(), SubsCommand(), ClientsCommand(), BackupCommand()}, argv,
-        io_);
-  }
-  void RunUntilOk(std::vector<std::string> args) {
-    const absl::Time deadline = absl::Now() + kPatience;
-    while (Run(args) != kExitOk) {
-      ASSERT_LT(absl::Now(), deadline) << err_.str();
-      absl::SleepFor(absl::Milliseconds(200));
-    }
-  }
-  std::string Via(int node) {
-    return "--server=" + cluster_->client_address(node);
-  }
-
-  std::unique_ptr<TestCluster> cluster_;
-  std::istringstream in_;
-  std::ostringstream out_;
-  std::ostringstream err_;
-  std::atomic<bool> interrupted_{false};
-  Io io_{&in_, &out_, &err_, &interrupted_};
+  SubsTest()
+      : CliClusterTest(
+            {PubCommand(), SubsCommand(), ClientsCommand(), BackupCommand()}) {}
 };
 
 TEST_F(SubsTest, SubsAndClientsShowPendingFromTheLeader) {
@@ -113,7 +69,7 @@ TEST_F(SubsTest, SubsAndClientsShowPendingFromTheLeader) {
   const int follower = leader == 1 ? 2 : 1;
   ASSERT_EQ(Run({"subs", "orders", Via(follower)}), kExitOk) << err_.str();
   // CLIENT DURABLE QUEUE STATE INFLIGHT PENDING LAST_SENT ACK_WAIT STALLED
-  EXPECT_EQ(Row(out_.str(), "holder"),
+  EXPECT_EQ(TableRow(out_.str(), "holder"),
             (std::vector<std::string>{"holder", "d", "-", "online", "2", "2",
                                       "2", "30s", "yes"}))
       << out_.str();
@@ -128,7 +84,7 @@ TEST_F(SubsTest, SubsAndClientsShowPendingFromTheLeader) {
       << err_.str();
 
   ASSERT_EQ(Run({"clients", Via(3)}), kExitOk) << err_.str();
-  const std::vector<std::string> holder = Row(out_.str(), "holder");
+  const std::vector<std::string> holder = TableRow(out_.str(), "holder");
   ASSERT_EQ(holder.size(), 4u) << out_.str();
   EXPECT_EQ(holder[2], "1");
   EXPECT_EQ(holder[3], "orders:d");
