@@ -55,6 +55,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> Credentials(
   return grpc::SslCredentials(ssl);
 }
 
+}  // namespace
+
 absl::StatusOr<std::shared_ptr<grpc::Channel>> NewChannel(
     const ClientOptions& options, const std::string& server) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
@@ -73,8 +75,6 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> NewChannel(
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kReconnectBackoffMaxMs);
   return grpc::CreateCustomChannel(server, *credentials, args);
 }
-
-}  // namespace
 
 void Session::Authorize(grpc::ClientContext* context) const {
   AuthorizeCall(options, context);

@@ -56,6 +56,12 @@ struct Session {
 // channel of its own (a fresh channel does not inherit the reconnect
 // backoff of one whose server died). The server's refusal comes back with
 // its code, the message prefixed with the address.
+// A gRPC channel to `server` with the TLS of `options` (plaintext without
+// tls_ca_file and tls_cert_file) and the client's reconnect backoff; an
+// error when a TLS file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> NewChannel(
+    const ClientOptions& options, const std::string& server);
+
 // Adds the credentials of `options` (token, or user and password) to a
 // call's metadata.
 void AuthorizeCall(const ClientOptions& options, grpc::ClientContext* context);

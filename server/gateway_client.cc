@@ -58,6 +58,9 @@ GatewayClient::GatewayClient(GatewayClientOptions options)
       args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
       args.SetMaxReceiveMessageSize(128 << 20);
       args.SetMaxSendMessageSize(128 << 20);
+      if (!options_.tls_server_name_override.empty()) {
+        args.SetSslTargetNameOverride(options_.tls_server_name_override);
+      }
       std::shared_ptr<grpc::Channel> channel =
           grpc::CreateCustomChannel(address, credentials, args);
       link.stubs.push_back(Gateway::NewStub(channel));

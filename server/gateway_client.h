@@ -29,7 +29,9 @@
 // changes the stream ends UNAVAILABLE and the client resubscribes.
 //
 // Credentials: every channel is built with `options.credentials` (insecure
-// when null); TLS plugs in there (server/tls.h).
+// when null): the server builds them from gateway_tls (server/tls.h), so
+// with TLS on a link presents this node's certificate and verifies the
+// remote gateway's.
 //
 // Threading: thread-safe; completions run on gRPC threads.
 #ifndef SPATE_SERVER_GATEWAY_CLIENT_H_
@@ -67,6 +69,9 @@ struct GatewayClientOptions {
   int64_t directory_refresh_ms = 1000;
   // Channel credentials for gateway links; null: insecure.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Name verified in remote gateways' certificates instead of the dialed
+  // host (TlsConfig.server_name_override); empty: the host.
+  std::string tls_server_name_override;
 };
 
 class GatewayClient {

@@ -22,6 +22,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     return absl::InvalidArgumentError(
         "cluster_tls.ca_file: required (cluster links are mutual TLS)");
   }
+  RETURN_IF_ERROR(ValidateTlsConfig(config.gateway_tls(), "gateway_tls"));
+  if (TlsEnabled(config.gateway_tls()) &&
+      config.gateway_tls().ca_file().empty()) {
+    return absl::InvalidArgumentError(
+        "gateway_tls.ca_file: required (gateway links are mutual TLS)");
+  }
+  // Gateway links are always mutual when TLS is on: the listener requires
+  // a client certificate of gateway_tls.ca_file, and dialers present theirs.
+  TlsConfig gateway_tls = config.gateway_tls();
+  if (TlsEnabled(gateway_tls)) gateway_tls.set_require_client_cert(true);
   absl::StatusOr<std::unique_ptr<Authenticator>> auth =
       Authenticator::Create(config.auth());
   if (!auth.ok()) return auth.status();
@@ -84,9 +94,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     gateway.request_timeout_ms = server->config_.gateway().request_timeout_ms();
     gateway.directory_refresh_ms =
         server->config_.gateway().directory_refresh_ms();
-    // TLS plugs in here (server/tls.h): channel credentials for the links
-    // this node dials; null means insecure.
-    gateway.credentials = nullptr;
+    if (TlsEnabled(gateway_tls)) {
+      absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+          ChannelCredentialsFor(gateway_tls);
+      if (!credentials.ok()) return credentials.status();
+      gateway.credentials = *std::move(credentials);
+      gateway.tls_server_name_override = gateway_tls.server_name_override();
+    }
     server->gateway_client_ = std::make_unique<GatewayClient>(gateway);
     server->node_->SetGateways(server->gateway_client_.get());
   }
@@ -127,15 +141,19 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         std::make_unique<GatewayService>(server->node_.get(), &server->config_);
     grpc::ServerBuilder gateway_builder;
     int gateway_port = 0;
-    // TLS plugs in here (server/tls.h): server credentials of the gateway
-    // listener; insecure for now.
+    absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>>
+        gateway_credentials = ServerCredentialsFor(gateway_tls);
+    if (!gateway_credentials.ok()) {
+      server->Stop();
+      return gateway_credentials.status();
+    }
     gateway_builder.AddListeningPort(node_config.gateway_address(),
-                                     grpc::InsecureServerCredentials(),
-                                     &gateway_port);
+                                     *gateway_credentials, &gateway_port);
     gateway_builder.RegisterService(server->gateway_service_.get());
     // Subscriptions relayed by other clusters (GatewayClient::Subscribe).
-    // Gateway links are not authenticated as clients (docs/security.md):
-    // this service gets an authenticator with authentication off.
+    // Gateway links are not authenticated as clients (docs/security.md;
+    // gateway_tls authenticates the remote cluster's nodes): this service
+    // gets an authenticator with authentication off.
     absl::StatusOr<std::unique_ptr<Authenticator>> gateway_auth =
         Authenticator::Create(AuthConfig());
     if (!gateway_auth.ok()) return gateway_auth.status();

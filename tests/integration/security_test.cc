@@ -9,7 +9,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -24,6 +23,7 @@
 #include "gtest/gtest.h"
 #include "proto/admin.grpc.pb.h"
 #include "server/auth.h"
+#include "tests/testing/certs.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/stream_client.h"
 #include "tests/testing/waits.h"
@@ -32,21 +32,6 @@ namespace spate::testing {
 namespace {
 
 using absl::StatusCode;
-
-// Makes a throwaway CA and certificates (tools/gen-test-certs.sh) in a
-// fresh directory; returns the directory.
-std::string MakeCerts(const std::string& name) {
-  const std::string dir = ServerProcess::NewTempDir(name);
-  const char* srcdir = getenv("TEST_SRCDIR");
-  const char* workspace = getenv("TEST_WORKSPACE");
-  const std::string script =
-      absl::StrCat(srcdir ? srcdir : ".", "/", workspace ? workspace : "spate",
-                   "/tools/gen-test-certs.sh");
-  const std::string command =
-      absl::StrCat(script, " ", dir, " ", name, " > /dev/null");
-  EXPECT_EQ(std::system(command.c_str()), 0) << command;
-  return dir;
-}
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -69,14 +54,6 @@ std::shared_ptr<grpc::ChannelCredentials> TlsCredentials(
         ReadFile(absl::StrCat(cert_dir, "/", cert, ".key"));
   }
   return grpc::SslCredentials(options);
-}
-
-std::string TlsConfigText(const std::string& field, const std::string& dir,
-                          const std::string& ca_dir, bool require_client) {
-  return absl::StrCat(
-      field, " { cert_file: \"", dir, "/node.pem\" key_file: \"", dir,
-      "/node.key\" ca_file: \"", ca_dir, "/ca.pem\"",
-      require_client ? " require_client_cert: true" : "", " }\n");
 }
 
 // alice may publish and subscribe under orders.>; root may publish

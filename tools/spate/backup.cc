@@ -31,9 +31,12 @@ int RunBackup(const std::vector<std::string>& args, const Io& io) {
     return UsageError(io, "backup", "expected an absolute DIR");
   }
   const std::string server = ServersFromFlags().front();
-  std::unique_ptr<Admin::Stub> stub = Admin::NewStub(
-      grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      DialFromFlags(server);
+  if (!channel.ok()) return PrintError(io, "backup", channel.status());
+  std::unique_ptr<Admin::Stub> stub = Admin::NewStub(*channel);
   grpc::ClientContext context;
+  AuthorizeFromFlags(&context);
   context.set_deadline(absl::ToChronoTime(absl::Now() + kBackupTimeout));
   BackupRequest request;
   request.set_dir(args[0]);

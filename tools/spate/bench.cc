@@ -146,6 +146,9 @@ int RunBench(const std::vector<std::string>& args, const Io& io) {
   BenchRunner runner(
       *config, [&io](const std::string& line) { *io.err << line << std::endl; },
       io.interrupted);
+  client::ClientOptions security;
+  SecurityFromFlags(&security);
+  runner.set_security(std::move(security));
   absl::StatusOr<BenchResult> result = runner.Run();
   if (!result.ok()) return PrintError(io, "bench", result.status());
   *io.out << (json ? FormatJson(*result) + "\n" : FormatText(*result));

@@ -117,6 +117,13 @@ absl::Status BenchRunner::Connect() {
   auto connect = [&](const std::string& id)
       -> absl::StatusOr<std::unique_ptr<client::Connection>> {
     client::ClientOptions options;
+    options.token = security_.token;
+    options.user = security_.user;
+    options.password = security_.password;
+    options.tls_ca_file = security_.tls_ca_file;
+    options.tls_cert_file = security_.tls_cert_file;
+    options.tls_key_file = security_.tls_key_file;
+    options.tls_server_name_override = security_.tls_server_name_override;
     options.servers = config_.servers;
     options.client_id = id;
     options.max_pub_acks_in_flight = config_.window;

@@ -31,6 +31,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -53,6 +54,13 @@ class BenchRunner {
   ~BenchRunner();
   BenchRunner(const BenchRunner&) = delete;
   BenchRunner& operator=(const BenchRunner&) = delete;
+
+  // Credentials and TLS (token, user, password, tls_*) every connection of
+  // the run uses; servers, client ids, the window and the handlers come
+  // from the config. Call before Run().
+  void set_security(client::ClientOptions security) {
+    security_ = std::move(security);
+  }
 
   absl::StatusOr<BenchResult> Run();
 
@@ -112,6 +120,7 @@ class BenchRunner {
   BenchResult Collect(const Samples& before, const Samples& after) const;
 
   const BenchConfig config_;
+  client::ClientOptions security_;
   const BenchProgress progress_;
   const std::atomic<bool>* const interrupted_;
   std::vector<std::unique_ptr<Publisher>> publishers_;

@@ -99,9 +99,12 @@ int Membership(const Io& io, const std::string& what, Call call) {
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     for (const std::string& server : ServersFromFlags()) {
-      auto stub = Admin::NewStub(
-          grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          DialFromFlags(server);
+      if (!channel.ok()) return PrintError(io, "cluster", channel.status());
+      auto stub = Admin::NewStub(*channel);
       grpc::ClientContext context;
+      AuthorizeFromFlags(&context);
       context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
       const grpc::Status status = call(stub.get(), &context);
       if (status.ok()) {

@@ -5,6 +5,7 @@
 
 #include <google/protobuf/util/json_util.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -24,6 +25,7 @@
 #include "tools/spate/cluster_view.pb.h"
 #include "tools/spate/command.h"
 #include "tools/spate/pub.h"
+#include "tools/spate/subs.h"
 
 namespace spate::cli {
 namespace {
@@ -290,6 +292,57 @@ TEST(ClusterMembershipCommandTest, AddsAndRemovesANode) {
   EXPECT_THAT(err.str(), HasSubstr("no node 9"));
   EXPECT_EQ(RunCli({ClusterCommand()}, {"spate", "cluster", "add", "x"}, io),
             kExitUsage);
+  cluster.StopAll();
+}
+
+// With authentication on, `spate cluster status` and `spate clients` send
+// the credential flags (or $SPATE_TOKEN) on their Admin calls; without
+// them the node refuses.
+TEST(ClusterCommandAuthTest, StatusSendsTheCredentials) {
+  TestCluster cluster(
+      1,
+      "auth { enabled: true\n"
+      "  users { name: \"ops\" tokens: \"ops-token\" admin: true }\n"
+      "}\n");
+  ASSERT_TRUE(cluster.Start().ok()) << cluster.Logs();
+  std::istringstream in;
+  std::ostringstream out;
+  std::ostringstream err;
+  std::atomic<bool> interrupted{false};
+  const Io io{&in, &out, &err, &interrupted};
+  const std::string server = cluster.client_address(1);
+  auto run = [&](std::vector<std::string> args) {
+    out.str("");
+    err.str("");
+    args.insert(args.begin(), "spate");
+    return RunCli({ClusterCommand(), ClientsCommand()}, args, io);
+  };
+
+  // No credentials, or a wrong token: refused.
+  EXPECT_EQ(run({"cluster", "status", "--server", server}), kExitError);
+  EXPECT_EQ(run({"cluster", "status", "--server", server, "--token", "guess"}),
+            kExitError);
+  EXPECT_EQ(run({"clients", "--server", server}), kExitError);
+  EXPECT_THAT(err.str(), HasSubstr("authentication failed"));
+
+  // The token flag: the status table and the clients list.
+  bool shown = spate::testing::WaitFor(
+      [&] {
+        return run({"cluster", "status", "--server", server, "--token",
+                    "ops-token"}) == kExitOk &&
+               CellIs(Row(out.str(), 0, "1"), 2, "up");
+      },
+      kPatience);
+  EXPECT_TRUE(shown) << out.str() << err.str();
+  EXPECT_EQ(run({"clients", "--server", server, "--token", "ops-token"}),
+            kExitOk)
+      << err.str();
+
+  // $SPATE_TOKEN when the flag is not given.
+  ASSERT_EQ(setenv("SPATE_TOKEN", "ops-token", 1), 0);
+  EXPECT_EQ(run({"cluster", "status", "--server", server}), kExitOk)
+      << err.str();
+  unsetenv("SPATE_TOKEN");
   cluster.StopAll();
 }
 

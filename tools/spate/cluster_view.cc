@@ -146,9 +146,12 @@ absl::btree_map<uint64_t, NodeView> MergeNodes(
 
 absl::StatusOr<ClusterStatusResponse> FetchClusterStatus(
     const std::string& address, absl::Duration timeout) {
-  std::unique_ptr<Admin::Stub> stub = Admin::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      DialFromFlags(address);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<Admin::Stub> stub = Admin::NewStub(*channel);
   grpc::ClientContext context;
+  AuthorizeFromFlags(&context);
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   ClusterStatusResponse response;
   const grpc::Status status =

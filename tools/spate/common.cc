@@ -8,6 +8,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "client/ids.h"
+#include "client/session.h"
 
 ABSL_FLAG(std::string, server, "",
           "comma-separated host:port list of servers, tried in order "
@@ -81,6 +82,19 @@ std::vector<std::string> ServersFromFlags() {
 std::string ClientIdFromFlags() {
   std::string id = absl::GetFlag(FLAGS_client_id);
   return id.empty() ? "spate-cli-" + client::RandomAlnum(8) : id;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DialFromFlags(
+    const std::string& address) {
+  client::ClientOptions options;
+  SecurityFromFlags(&options);
+  return client::NewChannel(options, address);
+}
+
+void AuthorizeFromFlags(grpc::ClientContext* context) {
+  client::ClientOptions options;
+  SecurityFromFlags(&options);
+  client::AuthorizeCall(options, context);
 }
 
 absl::StatusOr<std::unique_ptr<client::Connection>> ConnectFromFlags(

@@ -17,6 +17,8 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "client/client.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
 #include "tools/spate/command.h"
 
 ABSL_DECLARE_FLAG(std::string, server);
@@ -38,6 +40,14 @@ std::string ClientIdFromFlags();
 // --tls_key, each else from $SPATE_TOKEN, $SPATE_USER, $SPATE_PASSWORD,
 // $SPATE_TLS_CA, $SPATE_TLS_CERT, $SPATE_TLS_KEY.
 void SecurityFromFlags(client::ClientOptions* options);
+
+// A gRPC channel to `address` (an Admin call) with the TLS flags;
+// an error when a TLS file cannot be read.
+absl::StatusOr<std::shared_ptr<grpc::Channel>> DialFromFlags(
+    const std::string& address);
+
+// Adds the credential flags (token, or user and password) to a call.
+void AuthorizeFromFlags(grpc::ClientContext* context);
 
 // Connects with the common flags; `lost` (may be empty) runs if the
 // connection is lost later (it broke and reconnecting failed within

@@ -8,15 +8,19 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "proto/admin.grpc.pb.h"
+#include "tools/spate/common.h"
 
 namespace spate::cli {
 
 absl::StatusOr<MonitorResult> CallMonitor(
     const std::string& address, const std::string& path,
     const std::map<std::string, std::string>& params, absl::Duration timeout) {
-  std::unique_ptr<Admin::Stub> stub = Admin::NewStub(
-      grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      DialFromFlags(address);
+  if (!channel.ok()) return channel.status();
+  std::unique_ptr<Admin::Stub> stub = Admin::NewStub(*channel);
   grpc::ClientContext context;
+  AuthorizeFromFlags(&context);
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   MonitorRequest request;
   request.set_path(path);
