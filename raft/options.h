@@ -58,6 +58,17 @@ struct ReplicaOptions {
   // than 2 * election_ticks). Pre-votes are still answered: they bind
   // nothing. 0: vote at once (a replica whose hard state was found).
   int votes_withheld_ticks = 0;
+  // The node lost this replica's store (damage found and the store rebuilt
+  // empty) while it was a member: its empty log would vote for any
+  // candidate, and two such voters form a majority of three without the
+  // data. While rebuilding, the replica neither grants votes (pre-votes
+  // included) nor campaigns; it answers vote requests with `rebuilding`
+  // set. It stops rebuilding once it has applied up to a commit index
+  // learned from a leader (an AppendEntries' commit or a snapshot's index),
+  // see Replica::rebuilding(). A candidate wins without the rebuilding
+  // voters' grants when every other voter granted (it then holds every
+  // committed entry that survives anywhere: see Replica::HandleVoteResponse).
+  bool rebuilding = false;
   // Seeds the election jitter (base::Prng). The generator is seeded from
   // (seed, group, id), so replicas configured with the same seed still draw
   // different timeouts. Runs are replayable from the seed.

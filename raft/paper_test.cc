@@ -137,6 +137,26 @@ class Cluster {
     ASSERT_EQ(r(id).role(), Role::kLeader);
   }
 
+  // `id` lost its store and restarts empty, knowing it (Spate's rebuild
+  // after detected damage: ReplicaOptions.rebuilding).
+  void Rebuild(NodeId id) {
+    logs_[id] = std::make_unique<MemoryLog>(logs_[id]->conf_state());
+    applied_[id].clear();
+    options_[id].rebuilding = true;
+    Start(id);
+    options_[id].rebuilding = false;
+  }
+
+  // Ticks every replica not isolated once, then delivers until quiet.
+  void TickAll(int rounds) {
+    for (int i = 0; i < rounds; ++i) {
+      for (auto& [id, replica] : replicas_) {
+        if (isolated_.count(id) == 0) replica->Tick();
+      }
+      Stabilize();
+    }
+  }
+
   void Isolate(NodeId id) { isolated_.insert(id); }
   void Heal() { isolated_.clear(); }
 
@@ -583,6 +603,105 @@ TEST(PaperTest, Section5_5_VoteSurvivesRestart) {
   c.Start(2);                                   // crash and restart
   EXPECT_EQ(c.r(2).vote(), 1u);
   EXPECT_EQ(c.r(2).term(), 1u);
+}
+
+// --- Rebuilding a lost store (Spate: raft/options.h, `rebuilding`) ----------
+
+bool Holds(const std::vector<Entry>& applied, const std::string& data) {
+  for (const Entry& e : applied) {
+    if (e.data() == data) return true;
+  }
+  return false;
+}
+
+// Soak seed 3064: two of three nodes lost their stores; the two empty voters
+// must not elect each other (a leader without the committed entries). Once
+// the node holding the data is back it leads, and the others catch up and
+// vote again.
+TEST(PaperTest, Rebuild_TwoRebuiltVotersWaitForTheNodeWithTheData) {
+  Cluster c(3, /*pre_vote=*/true, /*check_quorum=*/true);
+  c.Elect(1);
+  ASSERT_TRUE(c.r(1).Propose("acked-1").ok());
+  ASSERT_TRUE(c.r(1).Propose("acked-2").ok());
+  c.Stabilize();
+  ASSERT_TRUE(Holds(c.applied(3), "acked-2"));
+  c.Isolate(3);
+  c.Rebuild(1);
+  c.Rebuild(2);
+  EXPECT_TRUE(c.r(1).rebuilding());
+  c.TickAll(100);  // five election timeouts and more
+  for (NodeId id : {1, 2}) {
+    EXPECT_NE(c.r(id).role(), Role::kLeader) << id;
+    EXPECT_EQ(c.r(id).stats().campaigns + c.r(id).stats().pre_campaigns, 0u);
+    EXPECT_EQ(c.r(id).vote(), kNoNode);
+    EXPECT_GT(c.r(id).stats().votes_rebuilding, 0u) << id;
+    EXPECT_TRUE(c.r(id).rebuilding());
+  }
+  c.Heal();
+  c.TickAll(60);
+  ASSERT_EQ(c.r(3).role(), Role::kLeader);
+  EXPECT_GE(c.r(3).stats().elections_won_rebuilding, 1u);
+  ASSERT_TRUE(c.r(3).Propose("after").ok());
+  c.Stabilize();
+  for (NodeId id : {1, 2, 3}) {
+    EXPECT_FALSE(c.r(id).rebuilding()) << id;
+    EXPECT_TRUE(Holds(c.applied(id), "acked-1")) << id;
+    EXPECT_TRUE(Holds(c.applied(id), "acked-2")) << id;
+    EXPECT_TRUE(Holds(c.applied(id), "after")) << id;
+  }
+  // Caught up, the rebuilt nodes vote like any other again: without node 3
+  // the other two elect a leader.
+  c.Isolate(3);
+  c.TickAll(60);
+  EXPECT_TRUE(c.r(1).role() == Role::kLeader || c.r(2).role() == Role::kLeader);
+}
+
+// One rebuilt voter must not help a lagging candidate past the voter that
+// holds the committed entry (it would vote for any log, being empty).
+TEST(PaperTest, Rebuild_RebuiltVoterDoesNotElectALaggingCandidate) {
+  Cluster c(3, /*pre_vote=*/true, /*check_quorum=*/true);
+  c.Elect(1);
+  c.Isolate(3);
+  ASSERT_TRUE(c.r(1).Propose("acked").ok());
+  c.Stabilize();
+  ASSERT_TRUE(Holds(c.applied(2), "acked"));
+  c.Heal();
+  c.Rebuild(1);
+  c.Isolate(2);  // the only other copy is away
+  c.TickAll(100);
+  EXPECT_NE(c.r(3).role(), Role::kLeader);
+  EXPECT_NE(c.r(1).role(), Role::kLeader);
+  c.Heal();
+  c.TickAll(60);
+  ASSERT_EQ(c.r(2).role(), Role::kLeader);
+  c.Stabilize();
+  for (NodeId id : {1, 2, 3}) {
+    EXPECT_TRUE(Holds(c.applied(id), "acked")) << id;
+  }
+  EXPECT_FALSE(c.r(1).rebuilding());
+}
+
+// A rebuilt voter whose leader went quiet (quiesced) still gets caught up:
+// instead of campaigning it asks for pre-votes, which wakes the leader.
+TEST(PaperTest, Rebuild_RebuiltVoterWakesAQuiescedLeader) {
+  Cluster c(3, /*pre_vote=*/true, /*check_quorum=*/true);
+  c.Elect(1);
+  ASSERT_TRUE(c.r(1).Propose("acked").ok());
+  c.Stabilize();
+  ASSERT_TRUE(c.r(1).Quiescent());
+  c.r(1).Quiesce();
+  c.Stabilize();
+  ASSERT_TRUE(c.r(2).quiesced());
+  c.Rebuild(3);
+  // Only the rebuilt replica is ticked: the others are quiesced.
+  for (int i = 0; i < 40 && c.r(3).rebuilding(); ++i) {
+    c.r(3).Tick();
+    c.Stabilize();
+    if (!c.r(1).quiesced()) c.r(1).Tick();
+  }
+  EXPECT_FALSE(c.r(3).rebuilding());
+  EXPECT_TRUE(Holds(c.applied(3), "acked"));
+  EXPECT_EQ(c.r(1).role(), Role::kLeader);
 }
 
 // --- §6 Cluster membership changes (thesis §4) -------------------------------

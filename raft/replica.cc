@@ -75,7 +75,8 @@ Replica::Replica(const ReplicaOptions& options, const LogReader* reader)
       outbox_(options.id, options.group, &term_),
       replicator_(&options_, &log_, &tracker_, &outbox_, &stats_),
       prng_(PrngSeed(options)),
-      votes_withheld_left_(options.votes_withheld_ticks) {}
+      votes_withheld_left_(options.votes_withheld_ticks),
+      rebuilding_(options.rebuilding) {}
 
 absl::Status Replica::Load() {
   ASSIGN_OR_RETURN(InitialState initial, reader_->LoadInitialState());
@@ -193,7 +194,7 @@ absl::Status Replica::BecomeLeader() {
 
 absl::StatusOr<bool> Replica::CanCampaign() const {
   if (halted() || !tracker_.IsVoter(options_.id) || log_.HasPendingSnapshot() ||
-      votes_withheld_left_ > 0) {
+      votes_withheld_left_ > 0 || rebuilding_) {
     return false;
   }
   // A committed but unapplied conf change may change who votes: campaign
@@ -235,6 +236,7 @@ absl::Status Replica::StartCampaign(CampaignType type) {
     vote_term = term_;
     ++stats_.campaigns;
   }
+  rebuilding_voters_.clear();
   tracker_.RecordVote(options_.id, true);
   if (tracker_.TallyVotes(nullptr, nullptr) == VoteResult::kWon) {
     // A single voter wins alone.
@@ -265,6 +267,21 @@ bool Replica::InLease() const {
 }
 
 absl::Status Replica::HandleVoteRequest(const Message& m) {
+  if (rebuilding_) {
+    // Our log says nothing about what was committed: neither grant nor
+    // refuse (see ReplicaOptions.rebuilding). A pre-vote answer carries the
+    // term asked for, as a grant would, so the pre-candidate counts it.
+    Message reply;
+    reply.set_type(m.type() == MSG_VOTE ? MSG_VOTE_RESPONSE
+                                        : MSG_PRE_VOTE_RESPONSE);
+    reply.set_to(m.from());
+    reply.set_term(m.type() == MSG_VOTE ? term_ : m.term());
+    reply.set_reject(true);
+    reply.set_rebuilding(true);
+    ++stats_.votes_rebuilding;
+    outbox_.Send(std::move(reply));
+    return absl::OkStatus();
+  }
   // We can vote for m.from if we already did in this term, or have not
   // voted and know no leader, or it is a pre-vote for a later term.
   const bool withheld = m.type() == MSG_VOTE && votes_withheld_left_ > 0;
@@ -297,8 +314,33 @@ absl::Status Replica::HandleVoteRequest(const Message& m) {
 }
 
 absl::Status Replica::HandleVoteResponse(const Message& m) {
+  if (m.reject() && m.rebuilding() && tracker_.IsVoter(m.from()) &&
+      std::find(rebuilding_voters_.begin(), rebuilding_voters_.end(),
+                m.from()) == rebuilding_voters_.end()) {
+    size_t granted = 0;
+    size_t rejected = 0;
+    tracker_.TallyVotes(&granted, &rejected);
+    tracker_.RecordVote(m.from(), false);
+    size_t granted_after = 0;
+    size_t rejected_after = 0;
+    tracker_.TallyVotes(&granted_after, &rejected_after);
+    // Only the first answer of a voter counts.
+    if (rejected_after > rejected) rebuilding_voters_.push_back(m.from());
+  }
   tracker_.RecordVote(m.from(), !m.reject());
-  switch (tracker_.TallyVotes(nullptr, nullptr)) {
+  VoteResult result = tracker_.TallyVotes(nullptr, nullptr);
+  if (result != VoteResult::kWon && WonOverRebuildingVoters()) {
+    ++stats_.elections_won_rebuilding;
+    result = VoteResult::kWon;
+  } else if (result == VoteResult::kLost && !rebuilding_voters_.empty()) {
+    // Refusals from rebuilding voters alone do not lose: once every voter
+    // answered, WonOverRebuildingVoters may still decide.
+    size_t granted = 0;
+    size_t rejected = 0;
+    tracker_.TallyVotes(&granted, &rejected);
+    if (rejected == rebuilding_voters_.size()) result = VoteResult::kPending;
+  }
+  switch (result) {
     case VoteResult::kWon:
       if (role_ == Role::kPreCandidate) {
         return StartCampaign(CampaignType::kElection);
@@ -312,6 +354,60 @@ absl::Status Replica::HandleVoteResponse(const Message& m) {
       return absl::OkStatus();
   }
   return absl::OkStatus();
+}
+
+bool Replica::WonOverRebuildingVoters() const {
+  // Every voter answered, and every refusal came from a voter rebuilding a
+  // lost store. Each other voter granted, so (Raft §5.4.1) our log is at
+  // least as up-to-date as each of theirs: an entry committed on a majority
+  // survives only on voters that are not rebuilding, so we hold every
+  // committed entry that still exists anywhere, and no leader can do
+  // better. Election Safety holds: any two candidates winning this way in
+  // one term would each need the other's grant. Without this rule a group
+  // where a majority lost its stores could never elect a leader again.
+  if (rebuilding_voters_.empty()) return false;
+  size_t granted = 0;
+  size_t rejected = 0;
+  tracker_.TallyVotes(&granted, &rejected);
+  return granted >= 1 && rejected == rebuilding_voters_.size() &&
+         granted + rejected == tracker_.voters().size();
+}
+
+void Replica::LearnLeaderCommit(Index commit) {
+  if (!rebuilding_) return;
+  rebuild_commit_ = std::max(rebuild_commit_, commit);
+  MaybeFinishRebuild();
+}
+
+void Replica::MaybeFinishRebuild() {
+  if (!rebuilding_ || rebuild_commit_ == 0 ||
+      log_.applied() < rebuild_commit_) {
+    return;
+  }
+  // We hold and applied everything the group had committed when a leader
+  // first reached us (and so everything committed before our store was
+  // lost): from now on our log votes like any other.
+  rebuilding_ = false;
+  LOG(INFO) << "raft group=" << options_.group << " node=" << options_.id
+            << " rebuilt up to index " << rebuild_commit_ << "; voting again";
+}
+
+void Replica::ProbeForLeader() {
+  absl::StatusOr<Term> last_term = log_.LastTerm();
+  if (!last_term.ok()) {
+    MaybeHalt(last_term.status()).IgnoreError();
+    return;
+  }
+  for (NodeId voter : tracker_.voters()) {
+    if (voter == options_.id) continue;
+    Message m;
+    m.set_type(MSG_PRE_VOTE);
+    m.set_to(voter);
+    m.set_term(term_ + 1);
+    m.set_index(log_.LastIndex());
+    m.set_log_term(*last_term);
+    outbox_.Send(std::move(m));
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -373,10 +469,10 @@ absl::Status Replica::StepByTerm(const Message& m, bool* done) {
         return Drop(DropReason::kLeaseActive, m);
       }
     }
-    if (m.type() == MSG_PRE_VOTE ||
-        (m.type() == MSG_PRE_VOTE_RESPONSE && !m.reject())) {
-      // Pre-votes never change our term; a granted pre-vote response
-      // carries the term we asked for.
+    if (m.type() == MSG_PRE_VOTE || (m.type() == MSG_PRE_VOTE_RESPONSE &&
+                                     (!m.reject() || m.rebuilding()))) {
+      // Pre-votes never change our term; a granted (or "rebuilding")
+      // pre-vote response carries the term we asked for.
     } else {
       // Raft §5.1: a higher term makes us a follower in that term.
       BecomeFollower(m.term(), IsFromLeader(m.type()) ? m.from() : kNoNode);
@@ -460,18 +556,24 @@ absl::Status Replica::StepCandidate(const Message& m) {
 
 absl::Status Replica::StepFollower(const Message& m) {
   switch (m.type()) {
-    case MSG_APPEND:
+    case MSG_APPEND: {
       election_elapsed_ = 0;
       leader_ = m.from();
-      return HandleAppend(m);
+      RETURN_IF_ERROR(HandleAppend(m));
+      LearnLeaderCommit(m.commit());
+      return absl::OkStatus();
+    }
     case MSG_HEARTBEAT:
       election_elapsed_ = 0;
       leader_ = m.from();
       return HandleHeartbeat(m);
-    case MSG_SNAPSHOT:
+    case MSG_SNAPSHOT: {
       election_elapsed_ = 0;
       leader_ = m.from();
-      return HandleSnapshot(m);
+      RETURN_IF_ERROR(HandleSnapshot(m));
+      LearnLeaderCommit(m.snapshot().metadata().index());
+      return absl::OkStatus();
+    }
     case MSG_TIMEOUT_NOW:
       // Thesis §3.10: the leader hands over; campaign now, skipping
       // pre-vote (we know the leader is not partitioned from us).
@@ -990,6 +1092,10 @@ void Replica::TickElection() {
       tracker_.IsVoter(options_.id) && !log_.HasPendingSnapshot();
   if (!promotable || election_elapsed_ < randomized_election_timeout_) return;
   election_elapsed_ = 0;
+  if (rebuilding_) {
+    ProbeForLeader();
+    return;
+  }
   // A storage error halts the replica; the host sees halted().
   MaybeHalt(Hup(options_.pre_vote ? CampaignType::kPreElection
                                   : CampaignType::kElection))
@@ -1193,6 +1299,7 @@ void Replica::Advance(const Ready& ready) {
       uncommitted_bytes_ -= std::min(bytes, uncommitted_bytes_);
     }
   }
+  MaybeFinishRebuild();
   if (verify_vote_on_advance_) {
     verify_vote_on_advance_ = false;
     // Cheap enough on elections only: the vote must be on disk by now.

@@ -204,6 +204,10 @@ class Replica {
   ReplicaStatus Status() const;
   const ReplicaStats& stats() const { return stats_; }
   bool halted() const { return !halt_status_.ok(); }
+  // True while the replica rebuilds a lost store (ReplicaOptions.rebuilding):
+  // it turns false, for good, once it applied up to a commit index learned
+  // from a leader. The host watches it to clear its own durable marker.
+  bool rebuilding() const { return rebuilding_; }
 
   // Read-only accessors (invariant checks, tests, the host).
   NodeId id() const { return options_.id; }
@@ -287,6 +291,16 @@ class Replica {
   HardState CurrentHardState() const;
   SoftState CurrentSoftState() const { return SoftState{leader_, role_}; }
   void CheckVotesPersisted(const Ready& ready) const;
+  // Rebuilding (ReplicaOptions.rebuilding): learns a leader's commit index,
+  // and stops rebuilding once it is applied.
+  void LearnLeaderCommit(Index commit);
+  void MaybeFinishRebuild();
+  // Rebuilding: instead of campaigning, asks every voter for a pre-vote it
+  // will never use, which wakes a quiesced leader (that then catches us up).
+  void ProbeForLeader();
+  // Candidate: won without a majority of grants because every voter that
+  // refused is rebuilding (see HandleVoteResponse).
+  bool WonOverRebuildingVoters() const;
 
   ReplicaOptions options_;
   const LogReader* reader_;
@@ -332,6 +346,13 @@ class Replica {
   // (ReplicaOptions.votes_withheld_ticks).
   int votes_withheld_left_ = 0;
   bool quiesced_ = false;
+  // ReplicaOptions.rebuilding until caught up; rebuild_commit_ is the
+  // largest commit index a leader told us (0: none yet).
+  bool rebuilding_ = false;
+  Index rebuild_commit_ = 0;
+  // Candidate / pre-candidate: the voters that answered "rebuilding" in the
+  // current campaign.
+  std::vector<NodeId> rebuilding_voters_;
   // Non-OK once halted (see the class comment).
   absl::Status halt_status_;
 

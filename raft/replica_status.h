@@ -52,6 +52,12 @@ struct ReplicaStats {
   uint64_t read_indexes_served = 0;
   // Vote requests refused during ReplicaOptions.votes_withheld_ticks.
   uint64_t votes_withheld = 0;
+  // Vote and pre-vote requests answered "rebuilding"
+  // (ReplicaOptions.rebuilding).
+  uint64_t votes_rebuilding = 0;
+  // Elections won with every non-rebuilding voter's grant but not a
+  // majority of grants (see ReplicaOptions.rebuilding).
+  uint64_t elections_won_rebuilding = 0;
 
   uint64_t dropped_of(DropReason reason) const {
     return dropped[static_cast<size_t>(reason)];
