@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <iterator>
 #include <optional>
+#include <system_error>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +15,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "server/channel_limits.h"
+#include "storage/keys.h"
 #include "storage/log_store.h"
 #include "storage/rocks_kv.h"
 
@@ -75,11 +78,47 @@ Node::~Node() { Stop(); }
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Open(const ServerConfig& config,
                                                  const Clock* clock) {
+  absl::StatusOr<std::unique_ptr<Node>> node =
+      OpenStore(config, clock, /*damage=*/"");
+  if (node.ok() || node.status().code() != absl::StatusCode::kDataLoss ||
+      config.node().peers_size() == 0) {
+    return node;
+  }
+  // Serving from a store that lost acknowledged entries or votes breaks
+  // raft's quorum intersection (docs/reliability.md, findings 1 and 4).
+  // Keep the damaged files for inspection; rebuild from the peers.
+  const std::string dir = config.node().data_dir();
+  const std::string aside =
+      absl::StrCat(dir, ".damaged-", absl::ToUnixSeconds(absl::Now()));
+  std::error_code error;
+  std::filesystem::rename(dir, aside, error);
+  if (error) {
+    return absl::DataLossError(absl::StrCat(
+        node.status().message(), "; cannot move the damaged store aside to ",
+        aside, ": ", error.message()));
+  }
+  LOG(ERROR) << "store damaged, moved to " << aside
+             << "; rebuilding from the peers (not voting until caught up): "
+             << node.status();
+  return OpenStore(config, clock, std::string(node.status().message()));
+}
+
+absl::StatusOr<std::unique_ptr<Node>> Node::OpenStore(
+    const ServerConfig& config, const Clock* clock, const std::string& damage) {
   std::unique_ptr<Node> node(new Node(config, clock));
   absl::StatusOr<std::unique_ptr<storage::RocksKv>> kv = storage::RocksKv::Open(
       config.node().data_dir(), storage::RocksKvOptions());
   if (!kv.ok()) return kv.status();
   node->kv_ = *std::move(kv);
+  if (!damage.empty()) {
+    // Durable before any replica exists: a crash during the rebuild must
+    // not leave an empty store that votes.
+    storage::WriteBatch batch;
+    batch.Put(storage::Space::kState, storage::RebuildingKey(), damage);
+    if (absl::Status s = node->kv_->Write(batch, /*sync=*/true); !s.ok()) {
+      return s;
+    }
+  }
   node->store_ = std::make_unique<storage::ChannelStore>(node->kv_.get());
   absl::StatusOr<ClientLinkOptions> link = ClientLinkOptionsFor(config);
   if (!link.ok()) return link.status();
@@ -100,6 +139,8 @@ absl::StatusOr<std::unique_ptr<RaftGroup>> Node::OpenGroup(
   options.append_bytes_max = config_.raft().append_bytes_max();
   options.seed = config_.node().id();
   options.applied = applied;
+  options.rebuilding = rebuilding_ && (meta_group_ == nullptr ||
+                                       meta_group_->replica()->rebuilding());
   const int64_t withheld_ns = votes_withheld_until_ns_ - clock_->NowNs();
   if (withheld_ns > 0) {
     const int64_t tick_ns = int64_t{config_.raft().tick_ms()} * 1000000;
@@ -128,6 +169,15 @@ absl::StatusOr<std::unique_ptr<RaftGroup>> Node::OpenGroup(
 }
 
 absl::Status Node::Recover() {
+  if (absl::StatusOr<std::string> marker =
+          kv_->Get(storage::Space::kState, storage::RebuildingKey());
+      marker.ok()) {
+    rebuilding_ = true;
+    LOG(WARNING) << "rebuilding a damaged store (" << *marker
+                 << "): replicas vote once caught up from a leader";
+  } else if (marker.status().code() != absl::StatusCode::kNotFound) {
+    return marker.status();
+  }
   absl::StatusOr<std::unique_ptr<MetaFsm>> meta = MetaFsm::Load(store_.get());
   if (!meta.ok()) return meta.status();
   meta_ = *std::move(meta);
@@ -319,6 +369,7 @@ void Node::Tick(int64_t now_ns) {
   if (now_ns >= next_reconcile_ns_) {
     next_reconcile_ns_ = now_ns + 1000000000;  // once a second
     ReconcileMembership();
+    MaybeFinishRebuild();
     ReconcileMirrors();
     ApplyReloadedLimits();
   }

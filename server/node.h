@@ -78,6 +78,14 @@ class Node {
  public:
   // Opens (or creates) the node's store under config.node().data_dir() and
   // recovers every group. The config must be validated already.
+  // In a cluster, a store found damaged (DataLoss: RocksDB corruption, a
+  // sync watermark beyond the log, an inconsistent raft state) is moved
+  // aside to `<data_dir>.damaged-<unix seconds>` and the node starts with a
+  // new empty store that it marks "rebuilding" (storage::RebuildingKey)
+  // before serving: its replicas neither vote nor campaign until each has
+  // caught up from a leader of the existing group
+  // (raft::ReplicaOptions::rebuilding). A single node cannot rebuild from
+  // peers: it fails with the store's error.
   static absl::StatusOr<std::unique_ptr<Node>> Open(const ServerConfig& config,
                                                     const Clock* clock);
   ~Node();
@@ -176,7 +184,15 @@ class Node {
   // The status a proposal's waiter reports: the apply's own error first.
   static absl::Status OutcomeStatus(const ApplyOutcome& outcome);
 
+  // Open without the damage handling; `damage` non-empty: the store is new
+  // and replaces a damaged one (why, for the marker).
+  static absl::StatusOr<std::unique_ptr<Node>> OpenStore(
+      const ServerConfig& config, const Clock* clock,
+      const std::string& damage);
   absl::Status Recover();
+  // Once a second while rebuilding_: clears the marker once every local
+  // replica caught up (no replica rebuilding any more).
+  void MaybeFinishRebuild();
   absl::StatusOr<std::unique_ptr<RaftGroup>> OpenGroup(raft::GroupId group,
                                                        raft::Index applied);
   void Loop();
@@ -469,6 +485,10 @@ class Node {
   // timeouts after the start) its replicas neither vote nor campaign
   // (raft::ReplicaOptions::votes_withheld_ticks). 0: not withheld.
   int64_t votes_withheld_until_ns_ = 0;
+  // The store is being rebuilt after damage (see Open); mirrors the durable
+  // marker. Groups opened while the metadata replica still rebuilds start
+  // rebuilding too: they are the channels this node held before.
+  bool rebuilding_ = false;
   SnapshotTransfers transfers_;
   std::unique_ptr<SnapshotFetcher> fetcher_;
   int64_t next_compaction_ns_ = 0;

@@ -13,6 +13,7 @@
 #include "base/log.h"
 #include "server/node.h"
 #include "server/placement.h"
+#include "storage/keys.h"
 
 namespace spate::server {
 
@@ -89,6 +90,30 @@ void Node::ReconcileMembership() {
                                                 entry->replicas().end()));
   }
   if (meta_group_->serving()) ReconcileMetadataLeader();
+}
+
+void Node::MaybeFinishRebuild() {
+  if (!rebuilding_ || meta_group_->replica()->rebuilding()) return;
+  // The metadata replica caught up, so every channel this node held before
+  // the damage is in the directory and has a local replica by now.
+  for (const auto& [name, entry] : meta_->channels()) {
+    if (std::find(entry.replicas().begin(), entry.replicas().end(), self_) ==
+        entry.replicas().end()) {
+      continue;
+    }
+    auto it = channels_.find(entry.channel_id());
+    if (it == channels_.end() || it->second->group()->replica()->rebuilding()) {
+      return;
+    }
+  }
+  storage::WriteBatch batch;
+  batch.Delete(storage::Space::kState, storage::RebuildingKey());
+  if (absl::Status s = kv_->Write(batch, /*sync=*/true); !s.ok()) {
+    LOG(WARNING) << "cannot clear the rebuilding marker: " << s;
+    return;  // retried in a second
+  }
+  rebuilding_ = false;
+  LOG(INFO) << "store rebuilt: every local replica caught up from a leader";
 }
 
 void Node::ReconcileLocalReplicas() {

@@ -14,6 +14,7 @@ constexpr char kClientTag = 'L';
 constexpr char kNodeTag = 'N';
 constexpr char kMetaTag = 'M';
 constexpr char kDirectoryTag = 'D';
+constexpr char kRebuildingTag = 'R';
 
 void AppendU64(uint64_t value, std::string* out) {
   char bytes[kU64Bytes];
@@ -73,6 +74,9 @@ std::string DescribeStateKey(absl::string_view key) {
       return absl::StrCat("state client=\"", absl::CHexEscape(rest), "\"");
     case kMetaTag:
       if (rest.empty()) return "state meta";
+      break;
+    case kRebuildingTag:
+      if (rest.empty()) return "state rebuilding";
       break;
     case kNodeTag:
       if (rest.size() == kU64Bytes) {
@@ -202,6 +206,8 @@ std::string ClientKey(absl::string_view client_id) {
 KeyRange ClientRange() { return PrefixRange(TagKey(kClientTag)); }
 
 std::string MetaKey() { return TagKey(kMetaTag); }
+
+std::string RebuildingKey() { return TagKey(kRebuildingTag); }
 
 std::string NodeKey(uint64_t node_id) {
   std::string key = TagKey(kNodeTag);

@@ -20,6 +20,8 @@
 //                'M'                                   MetaRecord
 //                'D' | channel name bytes              ChannelDirectoryEntry
 //                'N' | node_id u64                     NodeRecord
+//                'R'                                   rebuilding marker
+//                                                      (plain text: why)
 //
 // A channel's group id is its channel id; group 0 is the metadata group.
 // Ids of groups and channels must be < 2^64 - 1, so that every prefix has a
@@ -102,6 +104,8 @@ KeyRange ClientRange();  // every client record
 std::string NodeKey(uint64_t node_id);
 KeyRange NodeRange();  // every node record
 std::string MetaKey();
+// Present while the node rebuilds a store it found damaged (server/node.h).
+std::string RebuildingKey();
 std::string DirectoryKey(absl::string_view channel_name);
 KeyRange DirectoryRange();  // every directory entry
 

@@ -8,8 +8,9 @@
 // later election pick a leader without committed entries.
 //
 // The node is kept cut off from its peers after the restart, so it cannot
-// repair before we look: it must have exited, or report the channel's
-// group halted, or still hold every entry it held before.
+// repair before we look: it must have exited, moved the damaged store aside
+// (to rebuild from its peers), or report the channel's group halted, or
+// still hold every entry it held before.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -52,6 +53,36 @@ std::filesystem::path NewestWal(const std::string& dir) {
     }
   }
   return newest;
+}
+
+// Flips one bit of byte 10 of the newest write-ahead log of `dir`: inside
+// the first record's payload (its header is 7 bytes), with later records
+// behind it, so it is corruption RocksDB reports, not a torn tail.
+void FlipEarlyWalBit(const std::string& dir) {
+  const std::filesystem::path wal = NewestWal(dir);
+  ASSERT_FALSE(wal.empty());
+  ASSERT_GT(std::filesystem::file_size(wal), 64u);
+  std::fstream file(wal, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(10);
+  char byte = 0;
+  file.read(&byte, 1);
+  byte = static_cast<char>(byte ^ 0x10);
+  file.seekp(10);
+  file.write(&byte, 1);
+}
+
+// The damaged stores a node moved aside (`<data_dir>.damaged-<seconds>`).
+int DamagedCopies(const std::string& data_dir) {
+  const std::filesystem::path dir(data_dir);
+  int copies = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(dir.parent_path())) {
+    if (absl::StartsWith(entry.path().filename().string(),
+                         dir.filename().string() + ".damaged-")) {
+      ++copies;
+    }
+  }
+  return copies;
 }
 
 // Publishes, retrying while the cluster answers UNAVAILABLE; a connection
@@ -115,11 +146,14 @@ TEST(CorruptionTest, TruncatedSyncedWalIsNotSilentlyAccepted_seed107) {
   std::optional<GroupStatus> after;
   ASSERT_TRUE(WaitFor(
       [&] {
-        return (after = GroupOf(&cluster, 3, "wal")) || !cluster.Status(3).ok();
+        return (after = GroupOf(&cluster, 3, "wal")) ||
+               !cluster.Status(3).ok() || DamagedCopies(cluster.data_dir(3));
       },
       absl::Seconds(10)));
   if (!after) {
-    SUCCEED() << "node 3 stopped serving after finding the damage";
+    // Found the damage: stopped serving, or moved the store aside to
+    // rebuild it from the peers (it cannot reach them yet).
+    SUCCEED() << "node 3 did not serve its damaged store";
     return;
   }
   EXPECT_TRUE(after->halted() || after->last_index() >= before->last_index())
@@ -215,12 +249,11 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
 
 // Also from CorruptStoppedNode: a bit flipped inside an early record of
 // the write-ahead log is corruption RocksDB reports when the node opens its
-// store. The node must exit with a clear message naming the damage (and
-// exit status 1), not crash: spate-server used to dereference its null
-// Node while tearing down the half-started server (SIGSEGV, nothing
-// logged), so an operator saw a crash instead of "corrupt store".
-TEST(CorruptionTest,
-     CorruptWalRecordMakesTheNodeExitWithAClearMessage_seed107) {
+// store. spate-server used to crash on it (SIGSEGV while tearing down the
+// half-started server, nothing logged). Now a cluster node says what it
+// found, keeps the damaged store aside and rebuilds from its peers, voting
+// only once caught up.
+TEST(CorruptionTest, CorruptWalRecordMakesTheNodeRebuildFromItsPeers_seed107) {
   FaultClusterOptions options;
   FaultCluster cluster(options);
   ASSERT_TRUE(cluster.Start(/*lose_unsynced=*/false).ok()) << cluster.Logs();
@@ -237,27 +270,106 @@ TEST(CorruptionTest,
       },
       absl::Seconds(20)));
   ASSERT_TRUE(cluster.StopNode(3).ok());
-  const std::filesystem::path wal = NewestWal(cluster.data_dir(3));
-  ASSERT_FALSE(wal.empty());
-  ASSERT_GT(std::filesystem::file_size(wal), 64u);
-  {
-    // Byte 10: inside the first record's payload (its header is 7 bytes),
-    // with later records behind it, so it is not a torn tail.
-    std::fstream file(wal, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(10);
-    char byte = 0;
-    file.read(&byte, 1);
-    byte = static_cast<char>(byte ^ 0x10);
-    file.seekp(10);
-    file.write(&byte, 1);
-  }
-  const absl::Status started = cluster.StartNode(3, /*lose_unsynced=*/false);
-  ASSERT_FALSE(started.ok()) << "node 3 served a store with a corrupt WAL";
+  FlipEarlyWalBit(cluster.data_dir(3));
+  ASSERT_TRUE(cluster.StartNode(3, /*lose_unsynced=*/false).ok())
+      << cluster.process(3).Log();
+  EXPECT_EQ(DamagedCopies(cluster.data_dir(3)), 1);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::optional<GroupStatus> group = GroupOf(&cluster, 3, "flip");
+        return group && group->last_sequence() == 20 &&
+               absl::StrContains(cluster.process(3).Log(), "store rebuilt");
+      },
+      absl::Seconds(30)))
+      << cluster.Logs();
   const std::string log = cluster.process(3).Log();
-  EXPECT_TRUE(absl::StrContains(log, "spate-server: cannot start:"))
-      << "no clear message; log:\n"
-      << log;
+  EXPECT_TRUE(absl::StrContains(log, "store damaged, moved to")) << log;
   EXPECT_TRUE(absl::StrContains(log, "orruption")) << log;
+  ASSERT_TRUE(Retry([&] { return conn.Publish("flip", "after"); }).ok());
+}
+
+// The scenario of soak seed 3064, pinned down: node 3 is down while nodes 1
+// and 2 find their stores damaged and rebuild them. Two empty voters are a
+// majority of three; they must not elect a leader (it would hand out the
+// acked sequences again). Once node 3, the only one holding the data, is
+// back, it leads, the others catch up from it, and nothing acked is lost.
+TEST(CorruptionTest, TwoRebuiltNodesElectNoLeaderWithoutTheData_seed3064) {
+  FaultClusterOptions options;
+  options.extra_config = "clients { ping_interval_ms: 500 }\n";
+  FaultCluster cluster(options);
+  ASSERT_TRUE(cluster.Start(/*lose_unsynced=*/false).ok()) << cluster.Logs();
+  TestConnection conn(cluster.client_address(1), "pub");
+  ASSERT_TRUE(Retry([&] { return conn.Connect(); }).ok());
+  constexpr int kMessages = 50;
+  for (int i = 1; i <= kMessages; ++i) {
+    ASSERT_TRUE(
+        Retry([&] { return conn.Publish("r", absl::StrCat("m", i)); }).ok());
+  }
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int id : {1, 2, 3}) {
+          std::optional<GroupStatus> group = GroupOf(&cluster, id, "r");
+          if (!group || group->last_sequence() != kMessages) return false;
+        }
+        return true;
+      },
+      absl::Seconds(20)));
+  ASSERT_TRUE(cluster.StopNode(3).ok());
+  for (int id : {1, 2}) {
+    ASSERT_TRUE(cluster.StopNode(id).ok());
+    FlipEarlyWalBit(cluster.data_dir(id));
+  }
+  for (int id : {1, 2}) {
+    ASSERT_TRUE(cluster.StartNode(id, /*lose_unsynced=*/false).ok())
+        << cluster.process(id).Log();
+    EXPECT_EQ(DamagedCopies(cluster.data_dir(id)), 1);
+  }
+  // Ten election timeouts and more: no leader of any group.
+  absl::SleepFor(absl::Seconds(6));
+  for (int id : {1, 2}) {
+    absl::StatusOr<ClusterStatusResponse> status = cluster.Status(id);
+    ASSERT_TRUE(status.ok()) << status.status();
+    for (const GroupStatus& group : status->groups()) {
+      EXPECT_EQ(group.leader_id(), 0u)
+          << "node " << id << " sees a leader of group " << group.group_id()
+          << " elected without the data: " << group.ShortDebugString() << "\n"
+          << cluster.Logs();
+    }
+  }
+  TestConnection conn2(cluster.client_address(2), "pub2");
+  absl::StatusOr<uint64_t> early = absl::UnavailableError("not connected");
+  if (conn2.Connect().ok()) early = conn2.Publish("r", "early");
+  EXPECT_FALSE(early.ok()) << "acked at sequence " << *early
+                           << " without the node holding the data";
+
+  ASSERT_TRUE(cluster.StartNode(3, /*lose_unsynced=*/false).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int id : {1, 2, 3}) {
+          std::optional<GroupStatus> group = GroupOf(&cluster, id, "r");
+          if (!group || group->last_sequence() < kMessages) return false;
+        }
+        return true;
+      },
+      absl::Seconds(60)))
+      << cluster.Logs();
+  TestConnection conn3(cluster.client_address(1), "pub3");
+  ASSERT_TRUE(Retry([&] { return conn3.Connect(); }).ok());
+  absl::StatusOr<uint64_t> after =
+      PublishRetrying(&conn3, "r", "after", absl::Seconds(30));
+  ASSERT_TRUE(after.ok()) << after.status() << "\n" << cluster.Logs();
+  EXPECT_GT(*after, static_cast<uint64_t>(kMessages));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (int id : {1, 2}) {
+          if (!absl::StrContains(cluster.process(id).Log(), "store rebuilt")) {
+            return false;
+          }
+        }
+        return true;
+      },
+      absl::Seconds(30)))
+      << cluster.Logs();
 }
 
 }  // namespace

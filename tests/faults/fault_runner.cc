@@ -245,6 +245,16 @@ class Runner {
     return absl::OkStatus();
   }
 
+  static int CountOccurrences(const std::string& text,
+                              const std::string& what) {
+    int count = 0;
+    for (size_t at = text.find(what); at != std::string::npos;
+         at = text.find(what, at + what.size())) {
+      ++count;
+    }
+    return count;
+  }
+
   // Stops a node, damages its store and starts it again. The node must
   // either come back (having detected and repaired the damage, or the
   // damage hit nothing it needs) or exit with a clear message; then it is
@@ -260,13 +270,24 @@ class Runner {
     Note(absl::StrCat("node ", id, ": ",
                       damage.ok() ? *damage : damage.status().ToString()));
     absl::SleepFor(fault.length);
+    // The node's log is appended to across restarts.
+    const auto rebuilds = [&] {
+      return CountOccurrences(cluster_->process(id).Log(),
+                              "store damaged, moved to");
+    };
+    const int rebuilds_before = rebuilds();
     absl::Status started = cluster_->StartNode(id, lossy_);
     if (started.ok()) {
       // Give it a moment to find the damage while it recovers.
       absl::SleepFor(absl::Seconds(1));
       if (!Exited(cluster_->process(id).pid())) {
-        Note(absl::StrCat("node ", id, " runs after the damage"));
-        ++report_.faults["corrupt_accepted"];
+        // The server moves a store it finds damaged aside and rebuilds from
+        // its peers (server/node.h, Node::Open).
+        const bool rebuilt = rebuilds() > rebuilds_before;
+        Note(absl::StrCat("node ", id,
+                          rebuilt ? " found the damage and rebuilds its store"
+                                  : " runs after the damage"));
+        ++report_.faults[rebuilt ? "corrupt_rebuilt" : "corrupt_accepted"];
         return absl::OkStatus();
       }
     }
