@@ -320,10 +320,16 @@ void ChannelFsm::ApplyMirrorAppend(const MirrorAppend& append,
 
 void ChannelFsm::DedupEvict(int64_t now_ns) {
   const int64_t cutoff = now_ns - options_.dedup_window_ms * 1000000;
+  // Kept by sequence whatever the timestamps say: a leader whose clock
+  // jumped forward stamps a time far ahead, and a client's retry of what it
+  // published just before must still be recognized.
+  const uint64_t last = record_.last_sequence();
+  const uint64_t kept_from =
+      last > kDedupKeptSequences ? last - kDedupKeptSequences + 1 : 1;
   while (!dedup_order_.empty()) {
     const DedupEntry& old = dedup_order_.front();
     if (old.sequence >= record_.first_sequence() &&
-        old.timestamp_ns >= cutoff) {
+        (old.timestamp_ns >= cutoff || old.sequence >= kept_from)) {
       break;
     }
     auto it = dedup_.find(old.guid);
@@ -343,7 +349,8 @@ std::optional<uint64_t> ChannelFsm::DedupLookup(const std::string& guid) const {
 absl::Status ChannelFsm::RebuildDedup() {
   // The same set a replica that never restarted holds: the newest
   // dedup_entries_max messages with a guid, within the window of the last
-  // message's timestamp, still stored. Scan backwards in chunks.
+  // message's timestamp or among the newest kDedupKeptSequences sequences,
+  // still stored. Scan backwards in chunks.
   dedup_.clear();
   dedup_order_.clear();
   if (record_.last_sequence() < record_.first_sequence()) {
@@ -353,6 +360,12 @@ absl::Status ChannelFsm::RebuildDedup() {
       record_.last_timestamp_ns() - options_.dedup_window_ms * 1000000;
   const size_t cap =
       static_cast<size_t>(std::max(options_.dedup_entries_max, 0));
+  // As DedupEvict left it after storing the last message: it ran before
+  // that message, with the sequence before it.
+  const uint64_t before_last = record_.last_sequence() - 1;
+  const uint64_t kept_from = before_last > kDedupKeptSequences
+                                 ? before_last - kDedupKeptSequences + 1
+                                 : 1;
   std::vector<DedupEntry> newest_first;
   uint64_t hi = record_.last_sequence();
   bool done = cap == 0;
@@ -368,7 +381,7 @@ absl::Status ChannelFsm::RebuildDedup() {
       return s;
     }
     for (auto it = chunk.rbegin(); it != chunk.rend() && !done; ++it) {
-      if (it->timestamp_ns() < cutoff) {
+      if (it->timestamp_ns() < cutoff && it->sequence() < kept_from) {
         done = true;
       } else if (!it->guid().empty()) {
         newest_first.push_back(

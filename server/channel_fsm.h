@@ -40,9 +40,15 @@
 
 namespace spate::server {
 
+// See ChannelFsmOptions::dedup_window_ms.
+inline constexpr uint64_t kDedupKeptSequences = 1024;
+
 struct ChannelFsmOptions {
-  // Republishing a guid within this window (by message timestamps) returns
-  // the first sequence; at most dedup_entries_max guids are remembered.
+  // Republishing a guid within this window (by message timestamps), or
+  // while it is among the newest kDedupKeptSequences sequences, returns the
+  // first sequence; at most dedup_entries_max guids are remembered. (The
+  // sequence floor keeps a retry deduplicated when the leader's wall clock
+  // jumps forward by more than the window: soak seeds 3028 and 3067.)
   int64_t dedup_window_ms = 120000;
   int32_t dedup_entries_max = 100000;
   // Recently applied messages kept in memory for delivery; messages not yet

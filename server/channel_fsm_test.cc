@@ -127,10 +127,48 @@ TEST_F(ChannelFsmTest, DuplicateGuidReturnsTheFirstSequence) {
   result = Apply(Publish({"again"}, {"g2"}, 3 * kSecond));
   EXPECT_EQ(result.sequences, (std::vector<uint64_t>{2}));
 
-  // After the window, the guid is new again.
+  // After the window, and once kDedupKeptSequences newer messages were
+  // stored, the guid is new again.
+  for (uint64_t i = 0; i < kDedupKeptSequences; ++i) {
+    Apply(Publish({"filler"}, {}, 3 * kSecond));
+  }
   const int64_t later = 3 * kSecond + options_.dedup_window_ms * 1000000 + 1;
   result = Apply(Publish({"late"}, {"g1"}, later));
-  EXPECT_EQ(result.sequences, (std::vector<uint64_t>{5}));
+  EXPECT_EQ(result.sequences, (std::vector<uint64_t>{5 + kDedupKeptSequences}));
+}
+
+// Soak seeds 3028 and 3067: a leader's wall clock jumped forward by 424 s
+// (1.5 h), so the next message's timestamp put every earlier guid outside
+// the 120 s window, and a client's retry of a publish from just before the
+// jump was stored a second time. The newest sequences stay deduplicated
+// whatever the timestamps, alike in a replica that restarted.
+TEST_F(ChannelFsmTest, RetryAfterAForwardClockJumpIsStillADuplicate) {
+  Apply(Publish({"a", "b"}, {"g1", "g2"}, kSecond));
+  const int64_t jumped = kSecond + 424 * kSecond;
+  ChannelApplyResult result = Apply(Publish({"c"}, {"g3"}, jumped));
+  EXPECT_EQ(result.sequences, (std::vector<uint64_t>{3}));
+  std::unique_ptr<ChannelFsm> reloaded = Reload();
+  result = Apply(Publish({"a"}, {"g1"}, jumped));
+  EXPECT_EQ(result.sequences, (std::vector<uint64_t>{1}));
+  EXPECT_TRUE(result.duplicates[0]);
+  storage::WriteBatch batch;
+  ChannelApplyResult after =
+      reloaded->Apply(index_, Publish({"a"}, {"g1"}, jumped), &batch);
+  EXPECT_EQ(after.sequences, (std::vector<uint64_t>{1}));
+
+  // Time-based eviction still bounds the set once enough newer messages
+  // came: live and reloaded replicas agree which guids are forgotten.
+  for (uint64_t i = 0; i < kDedupKeptSequences; ++i) {
+    Apply(Publish({"filler"}, {}, jumped));
+  }
+  reloaded = Reload();
+  result = Apply(Publish({"b"}, {"g2"}, jumped));
+  EXPECT_FALSE(result.duplicates[0]);
+  storage::WriteBatch batch2;
+  after = reloaded->Apply(index_, Publish({"b"}, {"g2"}, jumped), &batch2);
+  EXPECT_EQ(after.sequences, result.sequences);
+  result = Apply(Publish({"c"}, {"g3"}, jumped));
+  EXPECT_TRUE(result.duplicates[0]);
 }
 
 TEST_F(ChannelFsmTest, DedupStateIsTheSameAfterReloadWithTheEntryCap) {
