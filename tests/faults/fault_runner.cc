@@ -321,15 +321,26 @@ class Runner {
     return StartNodes(all);
   }
 
-  // Waits until every node holds, for every channel, at least the last
+  // Waits until every replica of every channel (a voter of its group in
+  // any node's report: 3 of 5 nodes hold a channel) holds at least the last
   // sequence any node held when the wait began (publishers keep running,
   // so equal last sequences may never be seen at one instant).
   absl::Status CatchUp(absl::Duration timeout) {
     const absl::Time deadline = absl::Now() + timeout;
     std::map<std::string, uint64_t> target;
+    std::map<std::string, std::set<uint64_t>> replicas;
     std::string why = "no status yet";
     while (absl::Now() < deadline) {
       bool done = true;
+      for (int id = 1; id <= options_.nodes; ++id) {
+        absl::StatusOr<ClusterStatusResponse> status = cluster_->Status(id);
+        if (!status.ok()) continue;
+        for (const GroupStatus& group : status->groups()) {
+          if (group.channel().empty()) continue;
+          replicas[group.channel()].insert(group.voters().begin(),
+                                           group.voters().end());
+        }
+      }
       for (int id = 1; id <= options_.nodes; ++id) {
         absl::StatusOr<ClusterStatusResponse> status = cluster_->Status(id);
         if (!status.ok()) {
@@ -347,6 +358,7 @@ class Runner {
           target.emplace(channel, last);  // first sight sets the target
         }
         for (const auto& [channel, want] : target) {
+          if (replicas[channel].count(id) == 0) continue;
           if (held[channel] < want) {
             why = absl::StrCat("node ", id, " holds ", channel, " up to #",
                                held[channel], " of #", want);
