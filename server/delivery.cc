@@ -130,8 +130,27 @@ void ChannelDelivery::Ack(const std::string& member_id, uint64_t sequence) {
   dirty_ = true;
 }
 
+bool ChannelDelivery::Fits(Member* member, int64_t bytes) {
+  if (member->outbox_bytes + bytes <= member->budget) return true;
+  member->budget_blocked = true;
+  return false;
+}
+
+bool ChannelDelivery::AnyLive(const ActiveSub& sub) {
+  for (const Member& member : sub.members) {
+    if (!member.dead) return true;
+  }
+  return false;
+}
+
+int64_t ChannelDelivery::WireBytes(const StoredMessage& msg) const {
+  // MsgProto adds the subject and two small varints to what is stored.
+  return static_cast<int64_t>(msg.ByteSizeLong() + fsm_->name().size()) + 32;
+}
+
 ChannelDelivery::Member* ChannelDelivery::PickMember(ActiveSub* sub,
-                                                     bool respect_limit) {
+                                                     bool respect_limit,
+                                                     int64_t bytes) {
   Member* best = nullptr;
   const size_t n = sub->members.size();
   // Rotate the starting point so equally loaded members take turns.
@@ -139,6 +158,7 @@ ChannelDelivery::Member* ChannelDelivery::PickMember(ActiveSub* sub,
     Member& member = sub->members[(rotation_ + i) % n];
     if (member.dead) continue;
     if (respect_limit && member.in_flight >= member.max_in_flight) continue;
+    if (!Fits(&member, bytes)) continue;
     if (best == nullptr || member.in_flight < best->in_flight) best = &member;
   }
   ++rotation_;
@@ -147,7 +167,8 @@ ChannelDelivery::Member* ChannelDelivery::PickMember(ActiveSub* sub,
 
 void ChannelDelivery::Send(ActiveSub* sub, Member* member,
                            const StoredMessage& msg, bool redelivered,
-                           uint32_t count, int64_t now_ns) {
+                           uint32_t count, int64_t now_ns, int64_t bytes) {
+  member->outbox_bytes += bytes;
   MsgProto& out = member->outbox.emplace_back();
   out.set_sequence(msg.sequence());
   out.set_subject(fsm_->name());
@@ -185,10 +206,15 @@ void ChannelDelivery::RedeliverExpired(ActiveSub* sub, int64_t now_ns) {
       DropPending(sub, seq);
       continue;
     }
+    const int64_t bytes = WireBytes(*msg);
     Member* holder = FindMember(sub, pending.member_id);
     Member* target = holder;
     if (queue || target == nullptr || target->dead) {
-      target = PickMember(sub, /*respect_limit=*/false);
+      target = PickMember(sub, /*respect_limit=*/false, bytes);
+      // Live members without room: it stays due until one has room.
+      if (target == nullptr && AnyLive(*sub)) return;
+    } else if (!Fits(target, bytes)) {
+      return;  // stays due; the next pump retries (in deadline order)
     }
     DropPending(sub, seq);
     if (target == nullptr) {
@@ -197,26 +223,31 @@ void ChannelDelivery::RedeliverExpired(ActiveSub* sub, int64_t now_ns) {
     }
     sub->redelivered.push_back(seq);
     Send(sub, target, *msg, /*redelivered=*/true, pending.redelivery_count + 1,
-         now_ns);
+         now_ns, bytes);
   }
 }
 
 void ChannelDelivery::SendUnassigned(ActiveSub* sub, int64_t now_ns) {
   const Subscription* fsub = fsm_->FindSubscription(sub->sub_id);
   while (!sub->unassigned.empty()) {
-    Member* target = PickMember(sub, /*respect_limit=*/false);
-    if (target == nullptr) return;
     const uint64_t seq = *sub->unassigned.begin();
-    sub->unassigned.erase(sub->unassigned.begin());
     absl::StatusOr<StoredMessage> msg = fsm_->ReadMessage(seq);
-    if (!msg.ok()) continue;  // removed by limits
+    if (!msg.ok()) {  // removed by limits
+      sub->unassigned.erase(sub->unassigned.begin());
+      continue;
+    }
+    const int64_t bytes = WireBytes(*msg);
+    // None: no live member, or none with room this pump (it waits).
+    Member* target = PickMember(sub, /*respect_limit=*/false, bytes);
+    if (target == nullptr) return;
+    sub->unassigned.erase(sub->unassigned.begin());
     uint32_t count = 0;
     if (fsub != nullptr) {
       auto it = fsub->redelivery_counts.find(seq);
       if (it != fsub->redelivery_counts.end()) count = it->second;
     }
     sub->redelivered.push_back(seq);
-    Send(sub, target, *msg, /*redelivered=*/true, count + 1, now_ns);
+    Send(sub, target, *msg, /*redelivered=*/true, count + 1, now_ns, bytes);
   }
 }
 
@@ -228,9 +259,11 @@ void ChannelDelivery::SendNew(ActiveSub* sub, int64_t now_ns) {
   std::vector<StoredMessage> msgs;
   while (sub->cursor <= std::min(fsm_->last_sequence(), lease)) {
     uint64_t capacity = 0;
+    int64_t room = 0;  // bytes the members with capacity take this pump
     for (const Member& m : sub->members) {
       if (!m.dead && m.in_flight < m.max_in_flight) {
         capacity += m.max_in_flight - m.in_flight;
+        room = std::max(room, m.budget - m.outbox_bytes);
       }
     }
     if (capacity == 0) break;
@@ -239,16 +272,19 @@ void ChannelDelivery::SendNew(ActiveSub* sub, int64_t now_ns) {
     const size_t count = static_cast<size_t>(
         std::min<uint64_t>({capacity, available, options_.read_batch_max}));
     msgs.clear();
-    if (!fsm_->ReadMessages(sub->cursor, count, options_.read_bytes_max, &msgs)
-             .ok() ||
+    // Read no more than fits (at least one message, to find out).
+    const int64_t read_bytes =
+        std::max<int64_t>(1, std::min(options_.read_bytes_max, room));
+    if (!fsm_->ReadMessages(sub->cursor, count, read_bytes, &msgs).ok() ||
         msgs.empty()) {
       break;
     }
     for (const StoredMessage& msg : msgs) {
       if (msg.sequence() > lease) break;
-      Member* target = PickMember(sub, /*respect_limit=*/true);
+      const int64_t bytes = WireBytes(msg);
+      Member* target = PickMember(sub, /*respect_limit=*/true, bytes);
       if (target == nullptr) return;
-      Send(sub, target, msg, /*redelivered=*/false, 0, now_ns);
+      Send(sub, target, msg, /*redelivered=*/false, 0, now_ns, bytes);
       sub->cursor = msg.sequence() + 1;
     }
   }
@@ -272,15 +308,38 @@ void ChannelDelivery::FlushOutboxes(ActiveSub* sub) {
       member.dead = true;
     }
     member.outbox.clear();
+    member.outbox_bytes = 0;
   }
 }
 
 void ChannelDelivery::Pump(int64_t now_ns) {
+  paced_retry_at_ns_ = std::numeric_limits<int64_t>::max();
   for (auto& [sub_id, sub] : subs_) {
+    for (Member& member : sub.members) {
+      member.budget_blocked = false;
+      if (member.dead) continue;
+      member.budget = member.sink->FreeBytes();
+      if (member.blocked_since_ns >= 0 &&
+          now_ns - member.blocked_since_ns >= options_.slow_consumer_stall_ns) {
+        // No room for so long: the client is not reading. Offer more than
+        // its sink takes (bounded, so this pump reads little), which cuts it
+        // off as a slow consumer.
+        member.budget = std::max<int64_t>(member.budget, 0) + (1 << 20);
+      }
+    }
     RedeliverExpired(&sub, now_ns);
     SendUnassigned(&sub, now_ns);
     SendNew(&sub, now_ns);
     FlushOutboxes(&sub);
+    for (Member& member : sub.members) {
+      if (member.dead || !member.budget_blocked) {
+        member.blocked_since_ns = -1;
+        continue;
+      }
+      if (member.blocked_since_ns < 0) member.blocked_since_ns = now_ns;
+      paced_retry_at_ns_ =
+          std::min(paced_retry_at_ns_, now_ns + options_.paced_retry_ns);
+    }
     // Extend the sent lease well before delivery reaches its end.
     const Subscription* fsub = fsm_->FindSubscription(sub_id);
     if (fsub != nullptr) {
@@ -300,7 +359,7 @@ bool ChannelDelivery::NeedsPump(int64_t now_ns) const {
 }
 
 int64_t ChannelDelivery::NextDeadline() const {
-  int64_t next = std::numeric_limits<int64_t>::max();
+  int64_t next = paced_retry_at_ns_;
   for (const auto& [sub_id, sub] : subs_) {
     if (!sub.deadlines.empty()) {
       next = std::min(next, sub.deadlines.begin()->first);

@@ -8,6 +8,13 @@
 // - AckWait expiry redelivers, oldest first, with redelivered=true and
 //   redelivery_count + 1;
 // - a departing member's pending messages go to the others at once;
+// - a member is never offered more bytes in one pump than its sink takes
+//   without cutting the client off (DeliverySink::FreeBytes); what does
+//   not fit (a resumed durable's redelivery burst, a catch-up read, many
+//   expiries at once) waits for the next pump, retried every
+//   paced_retry_ns. A member that has had messages due but no room for
+//   slow_consumer_stall_ns is offered them anyway, and its sink cuts it off
+//   as a slow consumer;
 // - nothing beyond the subscription's committed sent lease
 //   (SubscriptionRecord.last_sent) is ever delivered, so after a failover
 //   or restart every possibly-delivered unacked message is flagged
@@ -26,6 +33,7 @@
 #define SPATE_SERVER_DELIVERY_H_
 
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -49,6 +57,10 @@ class DeliverySink {
  public:
   virtual ~DeliverySink() = default;
   virtual bool Deliver(std::vector<MsgProto>* msgs) = 0;
+  // Bytes of messages (MsgProto::ByteSizeLong) Deliver accepts right now;
+  // unlimited by default. Called on the engine's thread; thread-safe
+  // implementations may shrink or grow it concurrently.
+  virtual int64_t FreeBytes() { return std::numeric_limits<int64_t>::max(); }
 };
 
 struct DeliveryOptions {
@@ -58,6 +70,11 @@ struct DeliveryOptions {
   // The sent lease is extended to cursor + lease_ahead once the cursor is
   // within lease_ahead / 2 of its end (at least 4 × max_in_flight).
   uint64_t lease_ahead_min = 4096;
+  // A member whose sink has no room for what is due is pumped again after
+  // this long; after slow_consumer_stall_ns without room, it is offered
+  // what is due regardless (its sink then cuts it off as a slow consumer).
+  int64_t paced_retry_ns = 5'000'000;
+  int64_t slow_consumer_stall_ns = 2'000'000'000;
 };
 
 class ChannelDelivery {
@@ -131,6 +148,14 @@ class ChannelDelivery {
     int in_flight = 0;
     bool dead = false;
     std::vector<MsgProto> outbox;  // filled during a pump, then delivered
+    // This pump: the bytes the sink takes (FreeBytes, read at the start),
+    // the estimated bytes in the outbox, and whether something due did not
+    // fit.
+    int64_t budget = std::numeric_limits<int64_t>::max();
+    int64_t outbox_bytes = 0;
+    bool budget_blocked = false;
+    // Start of the current run of pumps that found it blocked, or -1.
+    int64_t blocked_since_ns = -1;
   };
   struct Pending {
     std::string member_id;
@@ -154,11 +179,20 @@ class ChannelDelivery {
 
   ActiveSub* FindSubOfMember(const std::string& member_id);
   Member* FindMember(ActiveSub* sub, const std::string& member_id);
-  // Least loaded live member; with `respect_limit`, only one below its
-  // max_in_flight. nullptr when none.
-  Member* PickMember(ActiveSub* sub, bool respect_limit);
+  // Least loaded live member with room for `bytes` more this pump; with
+  // `respect_limit`, only one below its max_in_flight. nullptr when none
+  // (members without room are marked budget_blocked).
+  Member* PickMember(ActiveSub* sub, bool respect_limit, int64_t bytes);
+  // Whether a live member that lacks room (not a missing one) is why
+  // nothing was picked.
+  static bool AnyLive(const ActiveSub& sub);
+  // Whether `bytes` more fit `member`'s budget this pump; marks it blocked
+  // when not.
+  static bool Fits(Member* member, int64_t bytes);
+  // An upper bound of the delivered MsgProto's size.
+  int64_t WireBytes(const StoredMessage& msg) const;
   void Send(ActiveSub* sub, Member* member, const StoredMessage& msg,
-            bool redelivered, uint32_t count, int64_t now_ns);
+            bool redelivered, uint32_t count, int64_t now_ns, int64_t bytes);
   void RedeliverExpired(ActiveSub* sub, int64_t now_ns);
   void SendUnassigned(ActiveSub* sub, int64_t now_ns);
   void SendNew(ActiveSub* sub, int64_t now_ns);
@@ -175,6 +209,8 @@ class ChannelDelivery {
   absl::btree_map<uint64_t, SubscriptionProgress> orphan_progress_;
   size_t rotation_ = 0;
   bool dirty_ = false;
+  // When a member blocked by its budget should be pumped again.
+  int64_t paced_retry_at_ns_ = std::numeric_limits<int64_t>::max();
   Metrics* metrics_ = nullptr;
   ChannelCounters* counters_ = nullptr;
 };

@@ -1,5 +1,6 @@
 #include "server/delivery.h"
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,12 +14,32 @@ namespace {
 
 constexpr int64_t kMs = 1000000;
 
+constexpr int64_t kUnlimited = std::numeric_limits<int64_t>::max();
+
+// Takes what it is given; with a byte budget (free_bytes), refuses a batch
+// that does not fit as SubscribeState does (slow consumer), and the budget
+// only grows back when the test says the client read (Read).
 class RecordingSink : public DeliverySink {
  public:
   bool Deliver(std::vector<MsgProto>* msgs) override {
     if (refuse) return false;
+    int64_t bytes = 0;
+    for (const MsgProto& msg : *msgs) {
+      bytes += static_cast<int64_t>(msg.ByteSizeLong());
+    }
+    if (bytes > free_bytes) return false;
+    if (free_bytes != kUnlimited) {
+      free_bytes -= bytes;
+      queued_bytes += bytes;
+    }
     for (MsgProto& msg : *msgs) received.push_back(std::move(msg));
     return true;
+  }
+  int64_t FreeBytes() override { return free_bytes; }
+  // The client read everything queued.
+  void Read() {
+    free_bytes += queued_bytes;
+    queued_bytes = 0;
   }
   std::vector<uint64_t> Sequences() const {
     std::vector<uint64_t> out;
@@ -27,6 +48,8 @@ class RecordingSink : public DeliverySink {
   }
   std::vector<MsgProto> received;
   bool refuse = false;
+  int64_t free_bytes = kUnlimited;
+  int64_t queued_bytes = 0;
 };
 
 class DeliveryTest : public ::testing::Test {
@@ -48,11 +71,14 @@ class DeliveryTest : public ::testing::Test {
     return result;
   }
 
-  void Publish(int count) {
+  // Publishes `count` messages "m<sequence>", padded to `size` bytes.
+  void Publish(int count, size_t size = 0) {
     ChannelCommand command;
     for (int i = 0; i < count; ++i) {
       PublishEntry* entry = command.mutable_publish()->add_entries();
-      entry->set_data("m" + std::to_string(fsm_->last_sequence() + i + 1));
+      std::string data = "m" + std::to_string(fsm_->last_sequence() + i + 1);
+      if (data.size() < size) data.resize(size, '.');
+      entry->set_data(data);
       entry->set_timestamp_ns(now_);
     }
     Apply(command);
@@ -227,6 +253,74 @@ TEST_F(DeliveryTest, ResumedDurableGetsUnackedMessagesRedeliveredFirst) {
   EXPECT_EQ(second->Sequences(), (std::vector<uint64_t>{2, 4, 5, 6, 7}));
   for (int i = 0; i < 3; ++i) EXPECT_TRUE(second->received[i].redelivered());
   EXPECT_FALSE(second->received[3].redelivered());
+}
+
+// A durable resumed with far more unacked bytes than its stream takes at
+// once gets them all, a budget at a time, instead of being cut off as a
+// slow consumer by its own redelivery burst; so does a catch-up read.
+TEST_F(DeliveryTest, RedeliveryBurstIsPacedToTheSinkBudget) {
+  Publish(100, 1000);  // ~100 KB
+  auto first = std::make_shared<RecordingSink>();
+  ChannelApplyResult sub = Subscribe("m1", first, 1000, "dur", "");
+  Pump();
+  ASSERT_EQ(first->received.size(), 100u);
+  const uint64_t last_sent = delivery_->Detach("m1");
+  ReplicateProgress();
+  ChannelCommand close;
+  close.mutable_close_subscription()->set_sub_id(sub.sub_id);
+  close.mutable_close_subscription()->set_member_id("m1");
+  close.mutable_close_subscription()->set_last_sent(last_sent);
+  Apply(close);
+  Publish(20, 1000);
+
+  auto second = std::make_shared<RecordingSink>();
+  second->free_bytes = 16 * 1024;
+  Subscribe("m2", second, 1000, "dur", "");
+  std::vector<uint64_t> expected;
+  for (uint64_t seq = 1; seq <= 120; ++seq) expected.push_back(seq);
+  for (int round = 0; round < 100 && second->received.size() < 120; ++round) {
+    const size_t before = second->received.size();
+    ASSERT_TRUE(delivery_->NeedsPump(now_));
+    Pump();
+    EXPECT_TRUE(delivery_->TakeDeadMembers().empty());
+    EXPECT_GT(second->received.size(), before);
+    EXPECT_LE(second->queued_bytes, 16 * 1024);
+    // Blocked on its budget: pumped again shortly, not only at AckWait.
+    if (second->received.size() < 120) {
+      EXPECT_LE(delivery_->NextDeadline(), now_ + options_.paced_retry_ns);
+    }
+    second->Read();
+    now_ += options_.paced_retry_ns;
+  }
+  EXPECT_EQ(second->Sequences(), expected);
+  EXPECT_TRUE(second->received[99].redelivered());
+  EXPECT_FALSE(second->received[100].redelivered());
+}
+
+// A member whose stream has no room for what is due, and never reads, is
+// offered it anyway after slow_consumer_stall_ns and cut off; until then it
+// is only paced.
+TEST_F(DeliveryTest, SinkWithoutRoomIsCutOffAfterTheStall) {
+  Publish(50, 1000);
+  auto sink = std::make_shared<RecordingSink>();
+  sink->free_bytes = 8 * 1024;
+  Subscribe("m1", sink, 1000, "", "");
+  Pump();
+  const size_t first = sink->received.size();
+  EXPECT_GT(first, 0u);
+  EXPECT_LT(first, 50u);
+  const int64_t start = now_;
+  while (now_ - start < options_.slow_consumer_stall_ns) {
+    now_ += options_.paced_retry_ns * 20;
+    Pump();
+    if (now_ - start < options_.slow_consumer_stall_ns) {
+      EXPECT_TRUE(delivery_->TakeDeadMembers().empty());
+    }
+  }
+  now_ += options_.paced_retry_ns;
+  Pump();
+  EXPECT_EQ(delivery_->TakeDeadMembers(), (std::vector<std::string>{"m1"}));
+  EXPECT_EQ(sink->received.size(), first);
 }
 
 TEST_F(DeliveryTest, RefusingSinkIsReportedDead) {

@@ -7,12 +7,15 @@
 #include "absl/time/time.h"
 #include "base/log.h"
 #include "base/status_macros.h"
+#include "server/protobuf_log.h"
 #include "server/tls.h"
 
 namespace spate::server {
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     const ServerConfig& config) {
+  // Protobuf logs a line per malformed client message: bounded rate.
+  InstallProtobufLogHandler();
   std::unique_ptr<Server> server(new Server());
   server->config_ = config;
   RETURN_IF_ERROR(ValidateTlsConfig(config.client_tls(), "client_tls"));

@@ -237,6 +237,7 @@ class SubscribeState : public SubscriberStream {
   bool Started(const SubscriptionResponse& response,
                std::shared_ptr<SubscriptionUpstream> upstream) override;
   bool Deliver(std::vector<MsgProto>* msgs) override;
+  int64_t FreeBytes() override;
   void End(const absl::Status& status) override;
 
   // Reactor side.
@@ -407,6 +408,13 @@ bool SubscribeState::Deliver(std::vector<MsgProto>* msgs) {
   return accepted;
 }
 
+int64_t SubscribeState::FreeBytes() {
+  absl::MutexLock lock(&mu_);
+  if (ending_ || finished_ || client_gone_) return 0;
+  return std::max<int64_t>(
+      0, max_pending_bytes_ - pending_bytes_ - writing_bytes_);
+}
+
 void SubscribeState::End(const absl::Status& status) {
   Act act;
   {
@@ -547,6 +555,11 @@ StreamingService::StreamingService(Node* node, const ServerConfig* config,
       limits_(config->clients().max_streams(),
               config->subscriptions().max_subscriptions_per_client()) {}
 
+std::shared_ptr<UnaryCall> StreamingService::StartCall(
+    grpc::ServerUnaryReactor* reactor) const {
+  return UnaryCall::Start(reactor, config_->request_timeout_ms());
+}
+
 grpc::ServerUnaryReactor* StreamingService::Connect(
     grpc::CallbackServerContext* context, const ConnectRequest* request,
     ConnectResponse* response) {
@@ -557,10 +570,12 @@ grpc::ServerUnaryReactor* StreamingService::Connect(
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<ConnectResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<UnaryCall> call = StartCall(reactor);
   node_->Connect(*request, IncomingHops(*context),
-                 [reactor, response](absl::StatusOr<ConnectResponse> result) {
-                   if (result.ok()) *response = *std::move(result);
-                   reactor->Finish(ToGrpcStatus(result.status()));
+                 [call, response](absl::StatusOr<ConnectResponse> result) {
+                   call->Answer(ToGrpcStatus(result.status()), [&] {
+                     if (result.ok()) *response = *std::move(result);
+                   });
                  });
   return reactor;
 }
@@ -574,8 +589,9 @@ grpc::ServerUnaryReactor* StreamingService::Ping(
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<PingResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Ping(*request, IncomingHops(*context), [reactor](absl::Status result) {
-    reactor->Finish(ToGrpcStatus(result));
+  std::shared_ptr<UnaryCall> call = StartCall(reactor);
+  node_->Ping(*request, IncomingHops(*context), [call](absl::Status result) {
+    call->Answer(ToGrpcStatus(result));
   });
   return reactor;
 }
@@ -589,16 +605,16 @@ grpc::ServerUnaryReactor* StreamingService::Publish(
   if (status.ok()) status = (*principal)->CheckPublish(request->subject());
   if (!status.ok()) return Refuse<PubAck>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::shared_ptr<UnaryCall> call = StartCall(reactor);
   node_->Publish(
       {*request}, IncomingHops(*context),
-      [reactor, response](size_t, const PubAck& ack) {
+      [call, response](size_t, const PubAck& ack) {
         if (!ack.error().empty()) {
-          reactor->Finish(grpc::Status(
+          call->Answer(grpc::Status(
               static_cast<grpc::StatusCode>(ack.error_code()), ack.error()));
           return;
         }
-        *response = ack;
-        reactor->Finish(grpc::Status::OK);
+        call->Answer(grpc::Status::OK, [&] { *response = ack; });
       });
   return reactor;
 }
@@ -614,23 +630,32 @@ grpc::ServerUnaryReactor* StreamingService::PublishBatch(
     return reactor;
   }
   // One ack per message, in request order; invalid messages are answered
-  // at once, the rest when committed.
+  // at once, the rest when committed. The acks are collected apart from
+  // the response, which only the call's answer may write (a timed-out
+  // call's response is gRPC's again).
   struct Collector {
     absl::Mutex mu;
     int remaining;
+    std::vector<PubAck> acks;
   };
   auto collector = std::make_shared<Collector>();
   collector->remaining = request->msgs_size();
-  for (int i = 0; i < request->msgs_size(); ++i) response->add_acks();
-  auto record = [reactor, response, collector](size_t index,
-                                               const PubAck& ack) {
+  collector->acks.resize(static_cast<size_t>(request->msgs_size()));
+  std::shared_ptr<UnaryCall> call = StartCall(reactor);
+  auto record = [call, response, collector](size_t index, const PubAck& ack) {
     bool last;
     {
       absl::MutexLock lock(&collector->mu);
-      *response->mutable_acks(static_cast<int>(index)) = ack;
+      collector->acks[index] = ack;
       last = --collector->remaining == 0;
     }
-    if (last) reactor->Finish(grpc::Status::OK);
+    if (!last) return;
+    call->Answer(grpc::Status::OK, [&] {
+      absl::MutexLock lock(&collector->mu);
+      for (PubAck& done : collector->acks) {
+        *response->add_acks() = std::move(done);
+      }
+    });
   };
   std::vector<PubMsg> valid;
   std::vector<size_t> positions;
@@ -691,10 +716,10 @@ grpc::ServerUnaryReactor* StreamingService::Unsubscribe(
   if (status.ok()) status = (*principal)->CheckSubscribe(request->subject());
   if (!status.ok()) return Refuse<UnsubscribeResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Unsubscribe(*request, IncomingHops(*context),
-                     [reactor](absl::Status result) {
-                       reactor->Finish(ToGrpcStatus(result));
-                     });
+  std::shared_ptr<UnaryCall> call = StartCall(reactor);
+  node_->Unsubscribe(
+      *request, IncomingHops(*context),
+      [call](absl::Status result) { call->Answer(ToGrpcStatus(result)); });
   return reactor;
 }
 
@@ -708,10 +733,10 @@ grpc::ServerUnaryReactor* StreamingService::Close(
   if (status.ok()) status = ValidateConnId(request->conn_id());
   if (!status.ok()) return Refuse<CloseResponse>(context, status);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  node_->Close(*request, IncomingHops(*context),
-               [reactor](absl::Status result) {
-                 reactor->Finish(ToGrpcStatus(result));
-               });
+  std::shared_ptr<UnaryCall> call = StartCall(reactor);
+  node_->Close(*request, IncomingHops(*context), [call](absl::Status result) {
+    call->Answer(ToGrpcStatus(result));
+  });
   return reactor;
 }
 

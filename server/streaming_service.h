@@ -15,10 +15,14 @@
 // (server/auth.h: UNAUTHENTICATED), then publishes and subscriptions are
 // authorized per channel (PERMISSION_DENIED, nothing changes); streams are
 // bounded per node and subscriptions per client id (server/stream_limits.h).
+// Unary calls are answered DEADLINE_EXCEEDED after request_timeout_ms
+// (config.proto) when the node has not answered (server/unary_call.h).
 #ifndef SPATE_SERVER_STREAMING_SERVICE_H_
 #define SPATE_SERVER_STREAMING_SERVICE_H_
 
 #include <grpcpp/grpcpp.h>
+
+#include <memory>
 
 #include "absl/status/status.h"
 #include "proto/config.pb.h"
@@ -27,6 +31,7 @@
 #include "server/grpc_status.h"
 #include "server/node.h"
 #include "server/stream_limits.h"
+#include "server/unary_call.h"
 
 namespace spate::server {
 
@@ -60,6 +65,10 @@ class StreamingService final : public Streaming::CallbackService {
                                   CloseResponse* response) override;
 
  private:
+  // Answers `reactor` with DEADLINE_EXCEEDED after the configured
+  // request_timeout_ms unless the node answers first (server/unary_call.h).
+  std::shared_ptr<UnaryCall> StartCall(grpc::ServerUnaryReactor* reactor) const;
+
   Node* node_;
   const ServerConfig* config_;
   const Authenticator* auth_;
