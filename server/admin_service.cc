@@ -11,6 +11,7 @@
 #include "base/log.h"
 #include "server/forwarder.h"
 #include "server/grpc_status.h"
+#include "server/validation.h"
 
 namespace spate::server {
 
@@ -69,6 +70,61 @@ grpc::ServerUnaryReactor* AdminService::RemoveNode(
                     [reactor](absl::Status status) {
                       reactor->Finish(ToGrpcStatus(status));
                     });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::AddMirror(
+    grpc::CallbackServerContext* context, const AddMirrorRequest* request,
+    AddMirrorResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
+  absl::Status valid = ValidateChannelName(request->channel());
+  if (valid.ok() && !request->source_channel().empty()) {
+    valid = ValidateChannelName(request->source_channel());
+  }
+  if (valid.ok() && request->source_cluster().empty()) {
+    valid = absl::InvalidArgumentError("source_cluster is required");
+  }
+  if (!valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  node_->AddMirror(
+      *request, IncomingHops(*context),
+      [reactor, response](absl::StatusOr<AddMirrorResponse> added) {
+        if (added.ok()) *response = *std::move(added);
+        reactor->Finish(ToGrpcStatus(added.status()));
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::RemoveMirror(
+    grpc::CallbackServerContext* context, const RemoveMirrorRequest* request,
+    RemoveMirrorResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
+  if (absl::Status valid = ValidateChannelName(request->channel());
+      !valid.ok()) {
+    reactor->Finish(ToGrpcStatus(valid));
+    return reactor;
+  }
+  node_->RemoveMirror(*request, IncomingHops(*context),
+                      [reactor](absl::Status status) {
+                        reactor->Finish(ToGrpcStatus(status));
+                      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AdminService::ListMirrors(
+    grpc::CallbackServerContext* context, const ListMirrorsRequest* request,
+    ListMirrorsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!Allowed(context, reactor)) return reactor;
+  node_->ListMirrors(
+      [reactor, response](absl::StatusOr<ListMirrorsResponse> listed) {
+        if (listed.ok()) *response = *std::move(listed);
+        reactor->Finish(ToGrpcStatus(listed.status()));
+      });
   return reactor;
 }
 

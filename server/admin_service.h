@@ -1,6 +1,7 @@
 // AdminService: the operator API (proto/admin.proto) on the client port —
-// cluster status, adding/removing nodes (answered by the metadata leader;
-// other nodes say which node that is), the monitoring endpoints for the
+// cluster status, adding/removing nodes and declaring mirrors (answered by
+// the metadata leader; other nodes say which node that is), the monitoring
+// endpoints for the
 // CLI, and backups of this node's store. Every RPC needs the `admin`
 // permission when authentication is on (server/auth.h).
 // Threading: gRPC callback handlers; answers come from the node's loop.
@@ -40,6 +41,15 @@ class AdminService final : public Admin::CallbackService {
   grpc::ServerUnaryReactor* Backup(grpc::CallbackServerContext* context,
                                    const BackupRequest* request,
                                    BackupResponse* response) override;
+  grpc::ServerUnaryReactor* AddMirror(grpc::CallbackServerContext* context,
+                                      const AddMirrorRequest* request,
+                                      AddMirrorResponse* response) override;
+  grpc::ServerUnaryReactor* RemoveMirror(
+      grpc::CallbackServerContext* context, const RemoveMirrorRequest* request,
+      RemoveMirrorResponse* response) override;
+  grpc::ServerUnaryReactor* ListMirrors(grpc::CallbackServerContext* context,
+                                        const ListMirrorsRequest* request,
+                                        ListMirrorsResponse* response) override;
 
  private:
   // OK when the caller may use Admin RPCs; otherwise the reactor finished.

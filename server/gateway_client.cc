@@ -207,6 +207,13 @@ void GatewayClient::Refresh(const std::string& cluster) {
   }
   if (link.state != old_state) {
     if (link.state == "UP") {
+      link.up_since_ns = link.last_hello_ns;
+      if (link.was_up) ++link.reconnects;
+      link.was_up = true;
+    } else {
+      link.up_since_ns = 0;
+    }
+    if (link.state == "UP") {
       LOG(INFO) << "gateway link up cluster=" << cluster
                 << " address=" << address
                 << " channels=" << link.directory.size();
@@ -586,6 +593,8 @@ GatewayStatus GatewayClient::Status() const {
     out->set_requests(link.requests);
     out->set_failures(link.failures);
     out->set_channels(static_cast<int32_t>(link.directory.size()));
+    out->set_connected_since_ns(link.up_since_ns);
+    out->set_reconnects(link.reconnects);
   }
   for (const auto& [name, mirror] : mirrors_) *status.add_mirrors() = mirror;
   for (const auto& [channel, owners] : conflicts_) {

@@ -135,6 +135,9 @@ class GatewayClient {
     int64_t requests = 0;
     int64_t failures = 0;
     int64_t last_hello_ns = 0;
+    int64_t up_since_ns = 0;
+    int64_t reconnects = 0;
+    bool was_up = false;
     // Channels the remote cluster owns → its last sequence.
     absl::btree_map<std::string, uint64_t> directory;
   };

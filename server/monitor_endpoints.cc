@@ -77,7 +77,8 @@ MonitorEndpoints::MonitorEndpoints(Node* node, server::Metrics* metrics,
     : node_(node),
       metrics_(metrics),
       snapshot_wait_(snapshot_wait),
-      start_time_ns_(absl::GetCurrentTimeNanos()) {}
+      start_time_ns_(absl::GetCurrentTimeNanos()),
+      gateway_metrics_(&metrics->registry()) {}
 
 absl::StatusOr<MonitorSnapshot> MonitorEndpoints::Snapshot(
     const MonitorQuery& query) {
@@ -111,15 +112,33 @@ MonitorAnswer MonitorEndpoints::Metrics() {
                         snapshot->channel_count, snapshot->client_count,
                         snapshot->subscription_count);
   }
+  if (const GatewayClient* gateways = node_->gateways()) {
+    gateway_metrics_.Update(gateways->Status());
+  }
   MonitorAnswer response;
   response.content_type = "text/plain; version=0.0.4; charset=utf-8";
   response.body = metrics_->Serialize();
   return response;
 }
 
+MonitorAnswer MonitorEndpoints::Gatewayz() {
+  // The links' status is guarded by the gateway client itself: no loop
+  // snapshot needed, so it answers even while the node is busy.
+  const GatewayClient* gateways = node_->gateways();
+  GatewayStatus status;
+  if (gateways != nullptr) {
+    status = gateways->Status();
+  } else {
+    status.set_cluster_name(node_->config().node().cluster_name());
+  }
+  return Json(200, GatewayzJson(status, gateways != nullptr,
+                                absl::GetCurrentTimeNanos()));
+}
+
 MonitorAnswer MonitorEndpoints::Handle(const std::string& path,
                                        const Params& params) {
   if (path == "/metrics") return Metrics();
+  if (path == "/streaming/gatewayz") return Gatewayz();
   MonitorQuery query;
   MonitorPage page;
   bool single = false;

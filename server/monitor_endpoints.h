@@ -9,8 +9,11 @@
 //   /streaming/clientsz   ?offset=&limit=&subs=1&client=ID
 //   /streaming/channelsz  ?offset=&limit=&subs=1&channel=NAME
 //   /streaming/clusterz   raft groups: leader, term, indexes, follower lag
+//   /streaming/gatewayz   links to other clusters, mirrors fed here, name
+//                         conflicts (GatewayClient::Status(), no snapshot)
 //   /healthz              200 only when connected to a quorum, caught up
-//   /metrics              Prometheus text (server/metrics.h)
+//   /metrics              Prometheus text (server/metrics.h, and the
+//                         gateway series of server/gateway_metrics.h)
 // Unknown channel, client or path: 404 with {"error": ...}; a node too busy
 // to answer within `snapshot_wait`: 503.
 //
@@ -28,6 +31,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/gateway_metrics.h"
 #include "server/metrics.h"
 #include "server/monitor_snapshot.h"
 #include "server/node.h"
@@ -52,11 +56,13 @@ class MonitorEndpoints {
   // The node's snapshot for `query`, or UNAVAILABLE after the wait.
   absl::StatusOr<MonitorSnapshot> Snapshot(const MonitorQuery& query);
   MonitorAnswer Metrics();
+  MonitorAnswer Gatewayz();
 
   Node* node_;
   server::Metrics* metrics_;
   absl::Duration snapshot_wait_;
   int64_t start_time_ns_;
+  GatewayMetrics gateway_metrics_;
 };
 
 }  // namespace spate::server

@@ -1,6 +1,9 @@
 #include "server/monitor_json.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -272,6 +275,62 @@ std::string HealthzJson(const MonitorSnapshot& snapshot) {
   json["status"] = snapshot.healthy ? "ok" : "unavailable";
   if (!snapshot.healthy) json["error"] = snapshot.health_detail;
   return json.dump();
+}
+
+std::string GatewayzJson(const GatewayStatus& status, bool configured,
+                         int64_t now_ns) {
+  Json json;
+  json["cluster"] = status.cluster_name();
+  json["now"] = FormatTime(now_ns);
+  json["gateways_configured"] = configured;
+  Json links = Json::array();
+  for (const GatewayLinkStatus& link : status.links()) {
+    Json l;
+    l["remote"] = link.cluster();
+    l["address"] = link.address();
+    l["state"] = link.state();
+    const bool up = link.connected_since_ns() > 0;
+    l["connected_since"] =
+        up ? FormatTime(link.connected_since_ns()) : std::string();
+    l["connected_for"] = up ? FormatUptime(std::max<int64_t>(
+                                  0, now_ns - link.connected_since_ns()))
+                            : std::string();
+    l["bytes_in"] = link.bytes_received();
+    l["bytes_out"] = link.bytes_sent();
+    l["requests"] = link.requests();
+    l["failures"] = link.failures();
+    l["reconnects"] = link.reconnects();
+    l["remote_channels"] = link.channels();
+    l["error"] = link.error();
+    links.push_back(std::move(l));
+  }
+  json["links"] = std::move(links);
+  Json mirrors = Json::array();
+  for (const MirrorStatus& mirror : status.mirrors()) {
+    Json m;
+    m["channel"] = mirror.channel();
+    m["source_cluster"] = mirror.source_cluster();
+    m["source_channel"] = mirror.source_channel();
+    m["source_last_seq"] = mirror.source_last_sequence();
+    m["local_last_seq"] = mirror.local_last_sequence();
+    m["lag"] = mirror.lag();
+    m["state"] = mirror.state();
+    m["error"] = mirror.error();
+    m["msgs_applied"] = mirror.messages_applied();
+    m["bytes_applied"] = mirror.bytes_applied();
+    mirrors.push_back(std::move(m));
+  }
+  json["mirrors"] = std::move(mirrors);
+  Json conflicts = Json::array();
+  for (const GatewayConflict& conflict : status.conflicts()) {
+    conflicts.push_back(
+        {{"channel", conflict.channel()},
+         {"clusters", std::vector<std::string>(conflict.clusters().begin(),
+                                               conflict.clusters().end())},
+         {"routed_to", conflict.routed_to()}});
+  }
+  json["conflicts"] = std::move(conflicts);
+  return json.dump(2);
 }
 
 std::string ErrorJson(const std::string& message) {

@@ -48,6 +48,12 @@ std::string ClientszJson(const MonitorSnapshot& snapshot,
 std::string ClusterzJson(const MonitorSnapshot& snapshot,
                          const MonitorContext& context);
 std::string HealthzJson(const MonitorSnapshot& snapshot);
+// /streaming/gatewayz: this node's links to other clusters (state, address,
+// connected since, bytes in/out, reconnects), the mirrors it feeds (source
+// and local last sequence, lag) and channel name conflicts, from
+// GatewayClient::Status(). `configured` false: no gateways (empty lists).
+std::string GatewayzJson(const GatewayStatus& status, bool configured,
+                         int64_t now_ns);
 // {"error": message}
 std::string ErrorJson(const std::string& message);
 

@@ -110,6 +110,9 @@ class Node {
   void SetCluster(Transport* transport, Forwarder* forwarder);
   // Wires the links to other clusters (before Start; may stay null).
   void SetGateways(GatewayClient* gateways) { gateways_ = gateways; }
+  // The links to other clusters (null when none are configured); its
+  // Status() is thread-safe (monitoring).
+  GatewayClient* gateways() const { return gateways_; }
   // Inbound raft batch from `from` (thread-safe; posted to the loop).
   void OnRaftMessages(raft::NodeId from, std::vector<raft::Message> messages);
 
@@ -133,6 +136,22 @@ class Node {
   // leader once the change is recorded; reconciliation does the rest.
   void AddNode(const AddNodeRequest& request, int hops, StatusDone done);
   void RemoveNode(const RemoveNodeRequest& request, int hops, StatusDone done);
+
+  // ---- Mirrors declared at runtime (Admin; thread-safe, validated) ----
+  // Answered by the metadata leader (others: UNAVAILABLE naming it). Add
+  // creates the mirror channel (OK, created = false, when the same mirror
+  // exists); refused with nothing changed when the source cluster is not
+  // among `gateways` or the channel exists as a regular channel or mirrors
+  // another source. Remove deletes a mirror channel that the config file
+  // does not declare.
+  using AddMirrorDone =
+      absl::AnyInvocable<void(absl::StatusOr<AddMirrorResponse>)>;
+  void AddMirror(const AddMirrorRequest& request, int hops, AddMirrorDone done);
+  void RemoveMirror(const RemoveMirrorRequest& request, int hops,
+                    StatusDone done);
+  // Every mirror in this node's directory, with this node's view of it.
+  void ListMirrors(
+      absl::AnyInvocable<void(absl::StatusOr<ListMirrorsResponse>)> done);
 
   // ---- Gateway requests from other clusters (thread-safe) ----
   using HelloDone =
@@ -297,6 +316,13 @@ class Node {
                        absl::StatusOr<GatewayFetchResponse> fetched);
   uint64_t MirrorBase(const MirrorFeed& feed, const ChannelHost& host) const;
   void ReportMirror(const MirrorFeed& feed, const ChannelHost& host);
+  MirrorStatus FeedStatus(const MirrorFeed& feed,
+                          const ChannelHost& host) const;
+  // Runs `local` here when this node leads the metadata group (on the
+  // loop), else fails `done` with UNAVAILABLE naming the leader.
+  void AtMetaLeaderHere(int hops, StatusDone fail,
+                        absl::AnyInvocable<void()> local);
+  bool ConfiguredMirror(const std::string& channel) const;
   ClusterStatusResponse BuildClusterStatus();
   server::MonitorSnapshot BuildMonitorSnapshot(const MonitorQuery& query);
   // Health for /healthz: empty when healthy, else why not.

@@ -252,7 +252,8 @@ uint64_t Node::MirrorBase(const MirrorFeed& feed,
                                             : host.fsm().last_sequence();
 }
 
-void Node::ReportMirror(const MirrorFeed& feed, const ChannelHost& host) {
+MirrorStatus Node::FeedStatus(const MirrorFeed& feed,
+                              const ChannelHost& host) const {
   MirrorStatus status;
   status.set_channel(host.fsm().name());
   status.set_source_cluster(feed.source_cluster);
@@ -265,7 +266,189 @@ void Node::ReportMirror(const MirrorFeed& feed, const ChannelHost& host) {
   status.set_error(feed.error);
   status.set_messages_applied(feed.messages_applied);
   status.set_bytes_applied(feed.bytes_applied);
-  gateways_->ReportMirror(status);
+  return status;
+}
+
+void Node::ReportMirror(const MirrorFeed& feed, const ChannelHost& host) {
+  gateways_->ReportMirror(FeedStatus(feed, host));
+}
+
+// ---- Mirrors declared at runtime ----
+
+bool Node::ConfiguredMirror(const std::string& channel) const {
+  for (const MirrorConfig& mirror : config_.mirrors()) {
+    if (mirror.channel() == channel) return true;
+  }
+  return false;
+}
+
+void Node::AtMetaLeaderHere(int hops, StatusDone fail,
+                            absl::AnyInvocable<void()> local) {
+  auto shared_fail = std::make_shared<StatusDone>(std::move(fail));
+  auto shared_local =
+      std::make_shared<absl::AnyInvocable<void()>>(std::move(local));
+  if (!Post([this, hops, shared_fail, shared_local] {
+        RouteMeta(
+            hops, Deadline(),
+            [this, shared_fail,
+             shared_local](absl::StatusOr<raft::NodeId> leader) {
+              if (!leader.ok()) {
+                (*shared_fail)(leader.status());
+              } else if (*leader != self_) {
+                (*shared_fail)(absl::UnavailableError(absl::StrCat(
+                    "node ", *leader, " leads the metadata group: ask it")));
+              } else {
+                (*shared_local)();
+              }
+            });
+      })) {
+    (*shared_fail)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
+}
+
+void Node::AddMirror(const AddMirrorRequest& request, int hops,
+                     AddMirrorDone done) {
+  auto shared = std::make_shared<AddMirrorDone>(std::move(done));
+  AtMetaLeaderHere(
+      hops, [shared](absl::Status status) { (*shared)(status); },
+      [this, request, shared] {
+        MirrorSource source;
+        source.set_cluster(request.source_cluster());
+        source.set_channel(request.source_channel().empty()
+                               ? request.channel()
+                               : request.source_channel());
+        const std::string described =
+            absl::StrCat("mirror '", request.channel(), "' of ",
+                         source.cluster(), "/", source.channel());
+        if (gateways_ == nullptr || !gateways_->Knows(source.cluster())) {
+          (*shared)(absl::InvalidArgumentError(absl::StrCat(
+              "cannot declare ", described, ": cluster '", source.cluster(),
+              "' is not among this cluster's gateways")));
+          return;
+        }
+        for (const MirrorConfig& mirror : config_.mirrors()) {
+          const std::string& configured = mirror.source_channel().empty()
+                                              ? mirror.channel()
+                                              : mirror.source_channel();
+          if (mirror.channel() == request.channel() &&
+              (mirror.source_cluster() != source.cluster() ||
+               configured != source.channel())) {
+            // The configured mirror may not be created yet.
+            (*shared)(absl::AlreadyExistsError(absl::StrCat(
+                "cannot declare ", described, ": the config file declares '",
+                request.channel(), "' a mirror of ", mirror.source_cluster(),
+                "/", configured)));
+            return;
+          }
+        }
+        const ChannelDirectoryEntry* entry =
+            meta_->FindChannel(request.channel());
+        if (entry != nullptr && !entry->has_mirror()) {
+          (*shared)(absl::AlreadyExistsError(absl::StrCat(
+              "cannot declare ", described, ": channel '", request.channel(),
+              "' exists already as a regular channel of this cluster")));
+          return;
+        }
+        if (entry != nullptr) {
+          if (entry->mirror().SerializeAsString() !=
+              source.SerializeAsString()) {
+            (*shared)(absl::AlreadyExistsError(absl::StrCat(
+                "cannot declare ", described, ": channel '", request.channel(),
+                "' mirrors ", entry->mirror().cluster(), "/",
+                entry->mirror().channel(), " already")));
+            return;
+          }
+          (*shared)(AddMirrorResponse());  // the same mirror: nothing to do
+          return;
+        }
+        if (creating_.contains(request.channel())) {
+          // A client's first publish or subscribe is creating it as a
+          // regular channel right now.
+          (*shared)(absl::UnavailableError(absl::StrCat(
+              "channel '", request.channel(), "' is being created; retry")));
+          return;
+        }
+        LOG(INFO) << "declaring mirror channel=" << request.channel()
+                  << " source=" << source.cluster() << "/" << source.channel();
+        CreateChannel(
+            request.channel(),
+            [shared](absl::Status status) {
+              if (!status.ok()) {
+                (*shared)(status);
+                return;
+              }
+              AddMirrorResponse response;
+              response.set_created(true);
+              (*shared)(response);
+            },
+            &source);
+      });
+}
+
+void Node::RemoveMirror(const RemoveMirrorRequest& request, int hops,
+                        StatusDone done) {
+  auto shared = std::make_shared<StatusDone>(std::move(done));
+  AtMetaLeaderHere(
+      hops, [shared](absl::Status status) { (*shared)(status); },
+      [this, request, shared] {
+        const std::string& name = request.channel();
+        // Before the directory: the configured mirror may not exist yet.
+        if (ConfiguredMirror(name)) {
+          (*shared)(absl::FailedPreconditionError(absl::StrCat(
+              "mirror '", name,
+              "' is declared in the config file (mirrors); remove it there")));
+          return;
+        }
+        const ChannelDirectoryEntry* entry = meta_->FindChannel(name);
+        if (entry == nullptr) {
+          (*shared)(absl::NotFoundError(
+              absl::StrCat("no mirror channel '", name, "'")));
+          return;
+        }
+        if (!entry->has_mirror()) {
+          (*shared)(absl::FailedPreconditionError(absl::StrCat(
+              "channel '", name, "' is a regular channel, not a mirror")));
+          return;
+        }
+        LOG(INFO) << "removing mirror channel=" << name
+                  << " source=" << entry->mirror().cluster() << "/"
+                  << entry->mirror().channel();
+        MetaCommand command;
+        command.mutable_delete_channel()->set_name(name);
+        command.mutable_delete_channel()->set_channel_id(entry->channel_id());
+        ProposeMeta(command, [shared](const ApplyOutcome& outcome) {
+          (*shared)(OutcomeStatus(outcome));
+        });
+      });
+}
+
+void Node::ListMirrors(
+    absl::AnyInvocable<void(absl::StatusOr<ListMirrorsResponse>)> done) {
+  auto shared = std::make_shared<
+      absl::AnyInvocable<void(absl::StatusOr<ListMirrorsResponse>)>>(
+      std::move(done));
+  if (!Post([this, shared] {
+        ListMirrorsResponse response;
+        for (const auto& [name, entry] : meta_->channels()) {
+          if (!entry.has_mirror()) continue;
+          MirrorEntry* out = response.add_mirrors();
+          out->set_channel(name);
+          out->set_source_cluster(entry.mirror().cluster());
+          out->set_source_channel(entry.mirror().channel());
+          out->set_configured(ConfiguredMirror(name));
+          ChannelHost* host = FindChannel(entry.channel_id());
+          if (host == nullptr) continue;
+          out->set_has_replica(true);
+          out->set_local_last_sequence(host->fsm().last_sequence());
+          auto feed = mirror_feeds_.find(entry.channel_id());
+          if (feed != mirror_feeds_.end() && host->leading()) {
+            *out->mutable_feed() = FeedStatus(feed->second, *host);
+          }
+        }
+        (*shared)(std::move(response));
+      })) {
+    (*shared)(absl::UnavailableError("server is busy or stopping; retry"));
+  }
 }
 
 void Node::PumpMirrors(int64_t now_ns) {

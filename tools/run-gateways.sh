@@ -2,14 +2,19 @@
 # Starts two local 3-node Spate clusters linked by gateways on 127.0.0.1, to
 # try cross-cluster publish and mirrors (docs/gateways.md):
 #
-#   cluster "east": clients 4222-4224, raft 6222-6224, gateways 7222-7224
-#   cluster "west": clients 4232-4234, raft 6232-6234, gateways 7232-7234
+#   cluster "east": clients 4222-4224, raft 6222-6224, gateways 7222-7224,
+#                   HTTP monitor 8222-8224
+#   cluster "west": clients 4232-4234, raft 6232-6234, gateways 7232-7234,
+#                   HTTP monitor 8232-8234
 #
 # west owns what is created there; east mirrors west's channel "orders" as
-# "orders-mirror". Ctrl-C stops every node (SIGTERM, SIGKILL after 15 s).
+# "orders-mirror". Ctrl-C or SIGTERM stops every node by PID (SIGTERM,
+# SIGKILL after 15 s). `tools/run.sh --clusters 2` runs this script.
 #
 #   tools/run-gateways.sh           # data, configs, logs in ./.spate-gateways
 #   tools/run-gateways.sh --fresh   # wipe the data first
+#   SPATE_DATA=/tmp/x               # another data directory
+#   SPATE_PORT_OFFSET=10000         # every port above + 10000
 #   SPATE_BAZEL_OUTPUT_BASE=DIR     # passed to bazel as --output_base
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,11 +33,13 @@ source tools/deps.sh
 spate_install_deps
 
 data="${SPATE_DATA:-$PWD/.spate-gateways}"
+offset="${SPATE_PORT_OFFSET:-0}"
 port_busy() { timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null; }
-for base in 4222 6222 7222 4232 6232 7232; do
+for base in 4222 6222 7222 8222 4232 6232 7232 8232; do
   for i in 0 1 2; do
-    if port_busy $((base + i)); then
-      echo "run-gateways.sh: port $((base + i)) on 127.0.0.1 is in use" >&2
+    if port_busy $((base + offset + i)); then
+      echo "run-gateways.sh: port $((base + offset + i)) on 127.0.0.1 is in" \
+        "use; stop what uses it or set SPATE_PORT_OFFSET" >&2
       exit 1
     fi
   done
@@ -50,7 +57,7 @@ cp -f "$bin/server/spate-server" "$bin/tools/spate/spate" "$data/bin/"
 # node_config CLUSTER CLIENT_BASE OTHER_CLUSTER OTHER_GATEWAY_BASE ID
 node_config() {
   local cluster="$1" base="$2" other="$3" other_gw="$4" id="$5" peer
-  local off=$((base - 4222))
+  local off=$((base - 4222 + offset))
   echo "node {"
   echo "  id: $id"
   echo "  cluster_name: \"$cluster\""
@@ -64,10 +71,11 @@ node_config() {
       "client_address: \"127.0.0.1:$((4222 + off + peer - 1))\" }"
   done
   echo "}"
+  echo "monitor_address: \"127.0.0.1:$((8222 + off + id - 1))\""
   echo "gateways {"
   echo "  name: \"$other\""
   for peer in 1 2 3; do
-    echo "  addresses: \"127.0.0.1:$((other_gw + peer - 1))\""
+    echo "  addresses: \"127.0.0.1:$((other_gw + offset + peer - 1))\""
   done
   echo "}"
   if [ "$cluster" = east ]; then
@@ -123,21 +131,27 @@ for name in east1 east2 east3 west1 west2 west3; do
   fi
 done
 
+e=$((4222 + offset))
+w=$((4232 + offset))
 cat <<TXT
 
 Two clusters are running on 127.0.0.1, linked by gateways:
-  east  clients 4222-4224  gateways 7222-7224  (mirrors west/orders as orders-mirror)
-  west  clients 4232-4234  gateways 7232-7234
+  east  clients $e-$((e + 2))  gateways $((e + 3000))-$((e + 3002))  monitor $((e + 4000))-$((e + 4002))  (mirrors west/orders as orders-mirror)
+  west  clients $w-$((w + 2))  gateways $((w + 3000))-$((w + 3002))  monitor $((w + 4000))-$((w + 4002))
+  node pids: ${pids[*]}
   data, logs (<cluster><id>.log), configs: $data
 
 Try it in another terminal:
   alias spate=$data/bin/spate
-  spate pub orders "from west" --server 127.0.0.1:4232   # west creates and owns "orders"
-  spate pub orders "from east" --server 127.0.0.1:4222   # crosses the gateway, acked after west commits
-  spate sub orders-mirror --all --count 2 --server 127.0.0.1:4223  # the mirror, read locally in east
-  spate sub orders --all --count 2 --server 127.0.0.1:4224         # west's channel, relayed from west
+  spate pub orders "from west" --server 127.0.0.1:$w   # west creates and owns "orders"
+  spate pub orders "from east" --server 127.0.0.1:$e   # crosses the gateway, acked after west commits
+  spate sub orders-mirror --all --count 2 --server 127.0.0.1:$((e + 1))  # the mirror, read locally in east
+  spate sub orders --all --count 2 --server 127.0.0.1:$((e + 2))         # west's channel, relayed from west
+  spate mirror add orders-copy2 west orders --server 127.0.0.1:$e,127.0.0.1:$((e + 1)),127.0.0.1:$((e + 2))
+  spate mirror list --server 127.0.0.1:$e,127.0.0.1:$((e + 1)),127.0.0.1:$((e + 2))
+  spate cluster status --server 127.0.0.1:$e           # ends with the Gateways section
+  curl http://127.0.0.1:$((e + 4000))/streaming/gatewayz
   grep gateway $data/east1.log        # links up/down/refused, mirror feeds
-  (Admin.ClusterStatus answers carry "gateways": links, mirror lag, conflicts)
 
 Press Ctrl-C to stop all nodes.
 TXT

@@ -7,6 +7,8 @@
 #   tools/run.sh                 # data, configs, logs in ./.spate-run (kept)
 #   tools/run.sh --fresh         # wipe the data first
 #   tools/run.sh --nodes 1       # a single node on 4222 (development)
+#   tools/run.sh --clusters 2    # two 3-node clusters linked by gateways
+#                                # (tools/run-gateways.sh; --fresh passes on)
 #   SPATE_DATA=/tmp/x tools/run.sh
 #   SPATE_CLIENT_PORT=14222 SPATE_CLUSTER_PORT=16222 tools/run.sh
 #                                # other first ports (node N: port + N - 1)
@@ -21,9 +23,16 @@ usage() {
 
 fresh=0
 nodes=3
+clusters=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --fresh) fresh=1 ;;
+    --clusters)
+      [ $# -ge 2 ] || usage
+      clusters="$2"
+      shift
+      ;;
+    --clusters=*) clusters="${1#--clusters=}" ;;
     --nodes)
       [ $# -ge 2 ] || usage
       nodes="$2"
@@ -38,6 +47,15 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+if [ "$clusters" = 2 ]; then
+  # Two linked clusters: the gateway script does it all (ports, configs,
+  # stopping every node by PID).
+  if [ "$fresh" = 1 ]; then exec tools/run-gateways.sh --fresh; fi
+  exec tools/run-gateways.sh
+elif [ "$clusters" != 1 ]; then
+  echo "run.sh: --clusters must be 1 or 2" >&2
+  exit 2
+fi
 if [ "$nodes" != 1 ] && [ "$nodes" != 3 ]; then
   echo "run.sh: --nodes must be 1 or 3" >&2
   exit 2

@@ -6,8 +6,12 @@
 // remote requests in bounded time without blocking local ones, a refused
 // link, and a mirror that catches up, survives a cut link and a SIGKILL of
 // its leader, and ends byte-identical to its source.
+#include <grpcpp/grpcpp.h>
+#include <httplib.h>
+
 #include <iostream>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -17,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "proto/admin.grpc.pb.h"
 #include "proto/admin.pb.h"
 #include "tests/testing/cluster.h"
 #include "tests/testing/server_process.h"
@@ -45,6 +50,18 @@ std::string GatewayTo(const std::string& name,
 
 constexpr char kGatewayTuning[] =
     "gateway { directory_refresh_ms: 200 request_timeout_ms: 2000 }\n";
+
+// The body of GET `path` on the HTTP monitor at `address` ("" on failure).
+std::string HttpGet(const std::string& address, const std::string& path) {
+  const size_t colon = address.rfind(':');
+  httplib::Client client(address.substr(0, colon),
+                         std::stoi(address.substr(colon + 1)));
+  client.set_connection_timeout(5);
+  client.set_read_timeout(10);
+  httplib::Result result = client.Get(path.c_str());
+  if (!result || result->status != 200) return "";
+  return result->body;
+}
 
 class GatewayTest : public ::testing::Test {
  protected:
@@ -135,6 +152,63 @@ class GatewayTest : public ::testing::Test {
     }
     subscriber.Cancel();
     return msgs;
+  }
+
+  // Calls `call(stub, context)` on each node of `cluster` until one that is
+  // not "ask the metadata leader" (UNAVAILABLE) answers; retries 20 s.
+  template <typename Call>
+  grpc::Status AtLeader(TestCluster* cluster, Call call) {
+    grpc::Status last;
+    const absl::Time deadline = absl::Now() + absl::Seconds(20);
+    while (absl::Now() < deadline) {
+      for (int id = 1; id <= cluster->size(); ++id) {
+        auto stub = Admin::NewStub(grpc::CreateChannel(
+            cluster->client_address(id), grpc::InsecureChannelCredentials()));
+        grpc::ClientContext context;
+        context.set_deadline(
+            absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+        last = call(stub.get(), &context);
+        if (last.error_code() != grpc::StatusCode::UNAVAILABLE) return last;
+      }
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return last;
+  }
+
+  grpc::Status AddMirror(const std::string& channel, const std::string& cluster,
+                         const std::string& source,
+                         AddMirrorResponse* response) {
+    AddMirrorRequest request;
+    request.set_channel(channel);
+    request.set_source_cluster(cluster);
+    request.set_source_channel(source);
+    return AtLeader(east_.get(),
+                    [&](Admin::Stub* stub, grpc::ClientContext* context) {
+                      return stub->AddMirror(context, request, response);
+                    });
+  }
+
+  grpc::Status RemoveMirror(const std::string& channel) {
+    RemoveMirrorRequest request;
+    request.set_channel(channel);
+    RemoveMirrorResponse response;
+    return AtLeader(east_.get(),
+                    [&](Admin::Stub* stub, grpc::ClientContext* context) {
+                      return stub->RemoveMirror(context, request, &response);
+                    });
+  }
+
+  // Node `node`'s Admin.ListMirrors.
+  ListMirrorsResponse Mirrors(TestCluster* cluster, int node) {
+    auto stub = Admin::NewStub(grpc::CreateChannel(
+        cluster->client_address(node), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    ListMirrorsResponse response;
+    grpc::Status status =
+        stub->ListMirrors(&context, ListMirrorsRequest(), &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
   }
 
   std::unique_ptr<TestCluster> east_;
@@ -438,6 +512,288 @@ TEST_F(GatewayTest, RemoteDurableSubscriberResumesAfterRestartAndFailover) {
       absl::Seconds(20)));
   EXPECT_GE(*after.begin(), 4u);
   sub->Cancel();
+}
+
+TEST_F(GatewayTest, MirrorDeclaredByAdminRpcCatchesUpFollowsAndIsMonitored) {
+  StartClusters("monitor_address: \"127.0.0.1:0\"\n");
+  std::unique_ptr<TestConnection> west = Connected(west_.get(), 1, "w");
+  for (int i = 1; i <= 100; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return west->Publish("payments", absl::StrCat("p", i));
+                }).ok());
+  }
+  std::unique_ptr<TestConnection> east = Connected(east_.get(), 1, "e");
+  ASSERT_TRUE(Retry([&] { return east->Publish("local", "x"); }).ok());
+
+  // Bad requests are refused with the reason, and change nothing.
+  AddMirrorResponse added;
+  grpc::Status status = AddMirror("bad*name", "west", "payments", &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = AddMirror("copy", "", "payments", &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  status = AddMirror("copy", "north", "payments", &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(status.error_message().find("'north' is not among"),
+            std::string::npos)
+      << status.error_message();
+  status = AddMirror("local", "west", "payments", &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(status.error_message().find("exists already as a regular channel"),
+            std::string::npos)
+      << status.error_message();
+  status = AddMirror("orders-copy", "west", "payments", &added);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(RemoveMirror("orders-copy").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(RemoveMirror("local").error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(RemoveMirror("nothing").error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(Retry([&] { return east->Publish("local", "still mine"); }).ok());
+  const ListMirrorsResponse before = Mirrors(east_.get(), 2);
+  for (const MirrorEntry& mirror : before.mirrors()) {
+    EXPECT_EQ(mirror.channel(), "orders-copy");
+    EXPECT_TRUE(mirror.configured());
+  }
+
+  // Declared at runtime: it catches up, follows, and refuses publishes.
+  status = AddMirror("payments-copy", "west", "payments", &added);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(added.created());
+  status = AddMirror("payments-copy", "west", "payments", &added);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(added.created());
+  ASSERT_TRUE(
+      WaitFor([&] { return LastSequence(east_.get(), "payments-copy") == 100; },
+              absl::Seconds(30)))
+      << LastSequence(east_.get(), "payments-copy");
+  for (int i = 101; i <= 150; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return west->Publish("payments", absl::StrCat("p", i));
+                }).ok());
+  }
+  ASSERT_TRUE(
+      WaitFor([&] { return LastSequence(east_.get(), "payments-copy") == 150; },
+              absl::Seconds(30)))
+      << LastSequence(east_.get(), "payments-copy");
+  absl::StatusOr<uint64_t> refused = east->Publish("payments-copy", "no");
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition)
+      << refused.status();
+  std::vector<MsgProto> copy = ReadAll(east_.get(), 3, "payments-copy", 150);
+  ASSERT_EQ(copy.size(), 150u);
+  EXPECT_EQ(copy[0].data(), "p1");
+  EXPECT_EQ(copy[149].sequence(), 150u);
+  EXPECT_EQ(copy[149].data(), "p150");
+
+  // Monitoring: the feeding node's /streaming/gatewayz shows the mirror
+  // with lag 0, every node its link to west UP with traffic; /metrics has
+  // the gateway series.
+  const int feeder = east_->LeaderOf("payments-copy");
+  ASSERT_GT(feeder, 0);
+  const std::string monitor = east_->node(feeder).monitor_address();
+  ASSERT_FALSE(monitor.empty());
+  nlohmann::json gatewayz;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        gatewayz = nlohmann::json::parse(
+            HttpGet(monitor, "/streaming/gatewayz"), nullptr, false);
+        if (gatewayz.is_discarded()) return false;
+        for (const auto& mirror : gatewayz["mirrors"]) {
+          if (mirror["channel"] == "payments-copy") {
+            return mirror["lag"] == 0 && mirror["local_last_seq"] == 150 &&
+                   mirror["source_last_seq"] == 150;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(20)))
+      << gatewayz.dump(2);
+  EXPECT_EQ(gatewayz["cluster"], "east");
+  ASSERT_EQ(gatewayz["links"].size(), 1u) << gatewayz.dump(2);
+  const nlohmann::json& link = gatewayz["links"][0];
+  EXPECT_EQ(link["remote"], "west");
+  EXPECT_EQ(link["state"], "UP");
+  EXPECT_FALSE(link["connected_since"].get<std::string>().empty());
+  EXPECT_GT(link["bytes_in"].get<int64_t>(), 1000);
+  EXPECT_GT(link["bytes_out"].get<int64_t>(), 0);
+  EXPECT_EQ(link["reconnects"], 0);
+  const std::string metrics = HttpGet(monitor, "/metrics");
+  for (const char* series :
+       {"spate_gateway_bytes_sent_total{remote=\"west\"}",
+        "spate_gateway_bytes_received_total{remote=\"west\"}",
+        "spate_gateway_link_up{remote=\"west\"} 1",
+        "spate_mirror_lag_messages{channel=\"payments-copy\"} 0"}) {
+    EXPECT_NE(metrics.find(series), std::string::npos) << series << "\n"
+                                                       << metrics;
+  }
+  // The CLI's view: ClusterStatus carries the link's new fields.
+  GatewayLinkStatus seen = Link(east_.get(), feeder, "west");
+  EXPECT_GT(seen.connected_since_ns(), 0);
+
+  // Removed: the mirror channel goes, the source stays.
+  status = RemoveMirror("payments-copy");
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        const ListMirrorsResponse listed = Mirrors(east_.get(), 1);
+        for (const MirrorEntry& mirror : listed.mirrors()) {
+          if (mirror.channel() == "payments-copy") return false;
+        }
+        return true;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(LastSequence(west_.get(), "payments"), 150u);
+}
+
+TEST_F(GatewayTest, ConcurrentlyCreatedNameIsResolvedTheSameWayAndNotMerged) {
+  StartClusters();
+  // "dup" is created in east while west is cut off, then in west while
+  // east is cut off: neither directory had it, so each cluster owns a copy.
+  for (int id = 1; id <= 3; ++id) west_->node(id).Pause();
+  {
+    std::unique_ptr<TestConnection> east = Connected(east_.get(), 1, "e1");
+    for (int i = 1; i <= 3; ++i) {
+      ASSERT_TRUE(Retry([&] {
+                    return east->Publish("dup", absl::StrCat("east", i));
+                  }).ok());
+    }
+  }
+  for (int id = 1; id <= 3; ++id) east_->node(id).Pause();
+  for (int id = 1; id <= 3; ++id) west_->node(id).Resume();
+  {
+    std::unique_ptr<TestConnection> west = Connected(west_.get(), 1, "w1");
+    absl::StatusOr<uint64_t> seq =
+        Retry([&] { return west->Publish("dup", "west1"); }, absl::Seconds(30));
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_EQ(*seq, 1u);
+  }
+  for (int id = 1; id <= 3; ++id) east_->node(id).Resume();
+
+  // Both clusters report the conflict the same way: "east" (the smaller
+  // name) serves the name; both copies keep their data.
+  for (TestCluster* cluster : {east_.get(), west_.get()}) {
+    for (int id = 1; id <= 3; ++id) {
+      GatewayConflict conflict;
+      ASSERT_TRUE(WaitFor(
+          [&] {
+            absl::StatusOr<ClusterStatusResponse> status = cluster->Status(id);
+            if (!status.ok()) return false;
+            for (const GatewayConflict& c : status->gateways().conflicts()) {
+              if (c.channel() == "dup") conflict = c;
+            }
+            return conflict.channel() == "dup";
+          },
+          absl::Seconds(30)))
+          << cluster->Logs();
+      EXPECT_EQ(conflict.routed_to(), "east");
+      ASSERT_EQ(conflict.clusters_size(), 2);
+      EXPECT_EQ(conflict.clusters(0), "east");
+      EXPECT_EQ(conflict.clusters(1), "west");
+    }
+  }
+  EXPECT_NE(west_->Logs().find("channel name conflict: channel=dup"),
+            std::string::npos);
+  EXPECT_NE(east_->Logs().find("channel name conflict: channel=dup"),
+            std::string::npos);
+
+  // A west client's publish goes to east's copy; west's copy is untouched.
+  std::unique_ptr<TestConnection> west = Connected(west_.get(), 2, "w2");
+  absl::StatusOr<uint64_t> routed =
+      Retry([&] { return west->Publish("dup", "from west"); });
+  ASSERT_TRUE(routed.ok()) << routed.status();
+  EXPECT_EQ(*routed, 4u);
+  EXPECT_EQ(LastSequence(east_.get(), "dup"), 4u);
+  EXPECT_EQ(LastSequence(west_.get(), "dup"), 1u);
+  std::vector<MsgProto> east_copy = ReadAll(east_.get(), 2, "dup", 4);
+  ASSERT_EQ(east_copy.size(), 4u);
+  EXPECT_EQ(east_copy[0].data(), "east1");
+  EXPECT_EQ(east_copy[3].data(), "from west");
+}
+
+TEST_F(GatewayTest, RemoteQueueGroupAndMaxInFlightAreHonoured) {
+  StartClusters();
+  std::unique_ptr<TestConnection> west = Connected(west_.get(), 1, "w");
+  ASSERT_TRUE(Retry([&] { return west->Publish("jobs", "j0"); }).ok());
+  for (int id = 1; id <= 3; ++id) {
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          GatewayLinkStatus link = Link(east_.get(), id, "west");
+          return link.state() == "UP" && link.channels() >= 1;
+        },
+        absl::Seconds(20)));
+  }
+
+  // MaxInFlight 3 without acks: exactly 3 cross the gateway, then nothing
+  // until acks come back across it.
+  std::unique_ptr<TestConnection> slow = Connected(east_.get(), 2, "slow");
+  SubscriptionRequest request = slow->SubRequest("jobs");
+  request.set_start_position(StartPosition::FIRST);
+  request.set_max_in_flight(3);
+  request.set_ack_wait_in_secs(60);
+  TestSubscriber limited(slow->stub(), request);
+  ASSERT_TRUE(limited.WaitStarted().ok());
+  for (int i = 1; i <= 9; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return west->Publish("jobs", absl::StrCat("j", i));
+                }).ok());
+  }
+  std::vector<MsgProto> first = limited.NextN(3, absl::Seconds(10));
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(first[0].sequence(), 1u);
+  EXPECT_TRUE(limited.NextN(1, absl::Seconds(2)).empty());
+  ASSERT_TRUE(limited.AckAll(first));
+  std::vector<MsgProto> next = limited.NextN(3, absl::Seconds(10));
+  ASSERT_EQ(next.size(), 3u);
+  EXPECT_EQ(next[0].sequence(), 4u);
+  EXPECT_TRUE(limited.NextN(1, absl::Seconds(2)).empty());
+  limited.Cancel();
+
+  // A queue group with one member in east (through the gateway) and one
+  // in west: every new message goes to exactly one of them.
+  std::unique_ptr<TestConnection> remote_member =
+      Connected(east_.get(), 3, "worker-east");
+  std::unique_ptr<TestConnection> local_member =
+      Connected(west_.get(), 2, "worker-west");
+  auto member = [](TestConnection* client) {
+    SubscriptionRequest request = client->SubRequest("jobs");
+    request.set_q_group("workers");
+    request.set_max_in_flight(100);
+    return std::make_unique<TestSubscriber>(client->stub(), request);
+  };
+  std::unique_ptr<TestSubscriber> east_sub = member(remote_member.get());
+  std::unique_ptr<TestSubscriber> west_sub = member(local_member.get());
+  ASSERT_TRUE(east_sub->WaitStarted().ok());
+  ASSERT_TRUE(west_sub->WaitStarted().ok());
+  constexpr int kJobs = 40;
+  for (int i = 0; i < kJobs; ++i) {
+    ASSERT_TRUE(Retry([&] {
+                  return west->Publish("jobs", absl::StrCat("q", i));
+                }).ok());
+  }
+  std::set<uint64_t> seen;
+  int east_got = 0;
+  int west_got = 0;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (auto [sub, count] : {std::pair{east_sub.get(), &east_got},
+                                  std::pair{west_sub.get(), &west_got}}) {
+          for (const MsgProto& msg :
+               sub->NextN(kJobs, absl::Milliseconds(300))) {
+            EXPECT_TRUE(seen.insert(msg.sequence()).second)
+                << "sequence " << msg.sequence() << " delivered twice";
+            sub->Ack(msg.sequence());
+            ++*count;
+          }
+        }
+        return seen.size() == kJobs;
+      },
+      absl::Seconds(30)))
+      << seen.size();
+  EXPECT_GT(east_got, 0);
+  EXPECT_GT(west_got, 0);
+  EXPECT_EQ(*seen.begin(), 11u);
+  EXPECT_EQ(*seen.rbegin(), 10u + kJobs);
+  east_sub->Cancel();
+  west_sub->Cancel();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -39,7 +40,12 @@ for its view of the cluster, and prints:
     its leader's view: leader, term, commit and applied index, each
     follower's lag (leader's last index minus the follower's match index,
     as node:lag,...), and for channels the stored messages, bytes, first and
-    last sequence and subscriptions.
+    last sequence and subscriptions;
+  - with gateways, a Gateways section: each node's link to each remote
+    cluster (state, address, how long it has been up, bytes out/in,
+    reconnects, remote channels, the last error), each mirror as the node
+    feeding it reports it (local and source last sequence, lag, state),
+    and channel names owned by two clusters.
 A node that does not answer is shown down; the command fails only when no
 node answers. --json prints the merged data instead.)";
 
@@ -89,6 +95,59 @@ void PrintGroups(const ClusterView& view, std::ostream& out) {
          stat(group.last_sequence()), stat(group.subscriptions())});
   }
   table.Print(out);
+}
+
+// How long ago `since_ns` was, as "1h2m3s" (whole seconds).
+std::string Since(int64_t since_ns) {
+  if (since_ns <= 0) return "-";
+  const absl::Duration ago = absl::Now() - absl::FromUnixNanos(since_ns);
+  return absl::FormatDuration(
+      absl::Trunc(std::max(ago, absl::ZeroDuration()), absl::Seconds(1)));
+}
+
+void PrintGateways(const ClusterView& view, std::ostream& out) {
+  out << "\nGateways\n";
+  Table links({"NODE", "REMOTE", "STATE", "ADDRESS", "UP FOR", "BYTES OUT",
+               "BYTES IN", "RECONNECTS", "CHANNELS"});
+  for (const GatewayLinkView& link : view.gateway_links()) {
+    links.AddRow(
+        {NodeName(link.node_id()), link.remote(), link.state(),
+         link.address().empty() ? "-" : link.address(),
+         Since(link.connected_since_ns()), absl::StrCat(link.bytes_sent()),
+         absl::StrCat(link.bytes_received()), absl::StrCat(link.reconnects()),
+         absl::StrCat(link.remote_channels())});
+  }
+  links.Print(out);
+  for (const GatewayLinkView& link : view.gateway_links()) {
+    if (!link.error().empty()) {
+      out << "node " << link.node_id() << " -> " << link.remote() << ": "
+          << link.error() << "\n";
+    }
+  }
+  if (!view.mirrors().empty()) {
+    out << "\n";
+    Table mirrors(
+        {"MIRROR", "SOURCE", "FED BY", "LAST", "SOURCE LAST", "LAG", "STATE"});
+    for (const MirrorView& mirror : view.mirrors()) {
+      std::string state = mirror.state();
+      if (!mirror.error().empty()) {
+        absl::StrAppend(&state, " (", mirror.error(), ")");
+      }
+      mirrors.AddRow(
+          {mirror.channel(),
+           absl::StrCat(mirror.source_cluster(), "/", mirror.source_channel()),
+           NodeName(mirror.node_id()),
+           absl::StrCat(mirror.local_last_sequence()),
+           absl::StrCat(mirror.source_last_sequence()),
+           absl::StrCat(mirror.lag()), state});
+    }
+    mirrors.Print(out);
+  }
+  for (const ConflictView& conflict : view.conflicts()) {
+    out << "conflict: channel " << conflict.channel() << " is owned by "
+        << absl::StrJoin(conflict.clusters(), ", ") << "; requests go to "
+        << conflict.routed_to() << "\n";
+  }
 }
 
 // Sends a membership request to each --server until the metadata leader
@@ -188,17 +247,19 @@ void PrintClusterStatus(const ClusterView& view, std::ostream& out) {
       << Counted(view.channels(), "channel") << ", "
       << Counted(view.clients(), "client") << "\n\n";
   PrintNodes(view, out);
-  if (view.groups().empty()) return;
-  out << "\n";
-  PrintGroups(view, out);
-  bool unconfirmed = false;
-  for (const GroupView& group : view.groups()) {
-    unconfirmed |= group.leader_id() != 0 && !group.leader_answered();
+  if (!view.groups().empty()) {
+    out << "\n";
+    PrintGroups(view, out);
+    bool unconfirmed = false;
+    for (const GroupView& group : view.groups()) {
+      unconfirmed |= group.leader_id() != 0 && !group.leader_answered();
+    }
+    if (unconfirmed) {
+      out << "\nLEADER n?: a follower names node n, which did not answer as "
+             "leader.\n";
+    }
   }
-  if (unconfirmed) {
-    out << "\nLEADER n?: a follower names node n, which did not answer as "
-           "leader.\n";
-  }
+  if (!view.gateway_links().empty()) PrintGateways(view, out);
 }
 
 Command ClusterCommand() {

@@ -226,6 +226,53 @@ TEST_F(ClusterStatusTest, AKilledNodeIsShownDown) {
   EXPECT_TRUE(CellIs(Row(out_.str(), 0, "?"), 2, "down")) << out_.str();
 }
 
+TEST(PrintClusterStatusTest, ShowsTheGatewaysSection) {
+  ClusterView view;
+  view.set_cluster_name("east");
+  GatewayLinkView* link = view.add_gateway_links();
+  link->set_node_id(2);
+  link->set_remote("west");
+  link->set_state("UP");
+  link->set_address("127.0.0.1:7222");
+  link->set_bytes_sent(123);
+  link->set_bytes_received(4567);
+  link->set_reconnects(1);
+  link->set_remote_channels(4);
+  MirrorView* mirror = view.add_mirrors();
+  mirror->set_channel("copy");
+  mirror->set_node_id(2);
+  mirror->set_source_cluster("west");
+  mirror->set_source_channel("orders");
+  mirror->set_local_last_sequence(7);
+  mirror->set_source_last_sequence(9);
+  mirror->set_lag(2);
+  mirror->set_state("RUNNING");
+  ConflictView* conflict = view.add_conflicts();
+  conflict->set_channel("dup");
+  conflict->add_clusters("east");
+  conflict->add_clusters("west");
+  conflict->set_routed_to("east");
+  std::ostringstream out;
+  PrintClusterStatus(view, out);
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("\nGateways\n"));
+  std::vector<std::string> row = Row(text, 1, "west");
+  ASSERT_EQ(row.size(), 9u) << text;
+  EXPECT_EQ(row[0], "2");
+  EXPECT_EQ(row[2], "UP");
+  EXPECT_EQ(row[5], "123");
+  EXPECT_EQ(row[6], "4567");
+  EXPECT_EQ(row[7], "1");
+  row = Row(text, 0, "copy");
+  ASSERT_EQ(row.size(), 7u) << text;
+  EXPECT_EQ(row[1], "west/orders");
+  EXPECT_EQ(row[3], "7");
+  EXPECT_EQ(row[4], "9");
+  EXPECT_EQ(row[5], "2");
+  EXPECT_THAT(text, HasSubstr("conflict: channel dup is owned by east, west; "
+                              "requests go to east"));
+}
+
 TEST(ClusterCommandTest, RejectsAnUnknownSubcommand) {
   std::istringstream in;
   std::ostringstream out;

@@ -201,6 +201,68 @@ std::vector<NodeAnswer> AskCluster(const std::vector<std::string>& servers,
   return answers;
 }
 
+namespace {
+
+// Every node's links as they are; each mirror from the node feeding it
+// (the freshest when two report it during a leader change); conflicts as
+// any node reports them (every node resolves them the same way).
+void MergeGateways(
+    const absl::btree_map<uint64_t, const ClusterStatusResponse*>& answered,
+    ClusterView* view) {
+  absl::btree_map<std::string, MirrorView> mirrors;
+  absl::btree_map<std::string, ConflictView> conflicts;
+  for (const auto& [id, response] : answered) {
+    const GatewayStatus& gateways = response->gateways();
+    for (const GatewayLinkStatus& link : gateways.links()) {
+      GatewayLinkView* out = view->add_gateway_links();
+      out->set_node_id(id);
+      out->set_remote(link.cluster());
+      out->set_state(link.state());
+      out->set_address(link.address());
+      out->set_connected_since_ns(link.connected_since_ns());
+      out->set_bytes_sent(link.bytes_sent());
+      out->set_bytes_received(link.bytes_received());
+      out->set_reconnects(link.reconnects());
+      out->set_remote_channels(link.channels());
+      out->set_error(link.error());
+    }
+    for (const MirrorStatus& mirror : gateways.mirrors()) {
+      auto it = mirrors.find(mirror.channel());
+      if (it != mirrors.end() &&
+          it->second.local_last_sequence() >= mirror.local_last_sequence()) {
+        continue;
+      }
+      MirrorView out;
+      out.set_channel(mirror.channel());
+      out.set_node_id(id);
+      out.set_source_cluster(mirror.source_cluster());
+      out.set_source_channel(mirror.source_channel());
+      out.set_local_last_sequence(mirror.local_last_sequence());
+      out.set_source_last_sequence(mirror.source_last_sequence());
+      out.set_lag(mirror.lag());
+      out.set_state(mirror.state());
+      out.set_error(mirror.error());
+      mirrors[mirror.channel()] = std::move(out);
+    }
+    for (const GatewayConflict& conflict : gateways.conflicts()) {
+      if (conflicts.contains(conflict.channel())) continue;
+      ConflictView out;
+      out.set_channel(conflict.channel());
+      for (const std::string& cluster : conflict.clusters()) {
+        out.add_clusters(cluster);
+      }
+      out.set_routed_to(conflict.routed_to());
+      conflicts[conflict.channel()] = std::move(out);
+    }
+  }
+  for (auto& [name, mirror] : mirrors) *view->add_mirrors() = std::move(mirror);
+  for (auto& [name, conflict] : conflicts) {
+    *view->add_conflicts() = std::move(conflict);
+  }
+}
+
+}  // namespace
+
 ClusterView MergeAnswers(const std::vector<NodeAnswer>& answers) {
   // The first answer of each node (two addresses may reach the same one).
   absl::btree_map<uint64_t, const ClusterStatusResponse*> answered;
@@ -246,6 +308,7 @@ ClusterView MergeAnswers(const std::vector<NodeAnswer>& answers) {
   }
   for (auto& [id, node] : nodes) *view.add_nodes() = std::move(node);
   for (NodeView& node : unknown) *view.add_nodes() = std::move(node);
+  MergeGateways(answered, &view);
   if (!answered.empty()) {
     // The metadata group's best-informed node knows the channel and
     // client counts best; any answer will do otherwise.

@@ -218,5 +218,36 @@ TEST(MergeAnswersNoneTest, NoAnswerGivesOnlyDownNodes) {
   EXPECT_TRUE(view.groups().empty());
 }
 
+TEST(MergeGatewaysTest, LinksPerNodeMirrorsFromTheirFeederConflictsOnce) {
+  // Node 1 feeds the mirror now; node 2 fed it before and still reports an
+  // older position (a leader change in progress).
+  const ClusterView view = MergeAnswers({
+      {"a:1", Parse("node_id: 1 gateways { links { cluster: \"west\" "
+                    "state: \"UP\" bytes_sent: 10 bytes_received: 20 "
+                    "reconnects: 1 channels: 3 } "
+                    "mirrors { channel: \"copy\" source_cluster: \"west\" "
+                    "source_channel: \"orders\" local_last_sequence: 9 "
+                    "source_last_sequence: 9 lag: 0 state: \"RUNNING\" } "
+                    "conflicts { channel: \"dup\" clusters: \"east\" "
+                    "clusters: \"west\" routed_to: \"east\" } }")},
+      {"b:2", Parse("node_id: 2 gateways { links { cluster: \"west\" "
+                    "state: \"DOWN\" error: \"unreachable\" } "
+                    "mirrors { channel: \"copy\" local_last_sequence: 4 "
+                    "lag: 5 } "
+                    "conflicts { channel: \"dup\" clusters: \"east\" "
+                    "clusters: \"west\" routed_to: \"east\" } }")},
+  });
+  ASSERT_EQ(view.gateway_links_size(), 2);
+  EXPECT_EQ(view.gateway_links(0).node_id(), 1u);
+  EXPECT_EQ(view.gateway_links(0).bytes_received(), 20);
+  EXPECT_EQ(view.gateway_links(0).reconnects(), 1);
+  EXPECT_EQ(view.gateway_links(1).state(), "DOWN");
+  ASSERT_EQ(view.mirrors_size(), 1);
+  EXPECT_EQ(view.mirrors(0).node_id(), 1u);
+  EXPECT_EQ(view.mirrors(0).lag(), 0u);
+  ASSERT_EQ(view.conflicts_size(), 1);
+  EXPECT_EQ(view.conflicts(0).routed_to(), "east");
+}
+
 }  // namespace
 }  // namespace spate::cli

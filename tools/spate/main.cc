@@ -14,6 +14,7 @@
 #include "tools/spate/channels.h"
 #include "tools/spate/cluster.h"
 #include "tools/spate/command.h"
+#include "tools/spate/mirror.h"
 #include "tools/spate/pub.h"
 #include "tools/spate/sub.h"
 #include "tools/spate/subs.h"
@@ -42,7 +43,7 @@ int main(int argc, char** argv) {
       spate::cli::ChannelsCommand(), spate::cli::ChannelCommand(),
       spate::cli::ClusterCommand(),  spate::cli::BenchCommand(),
       spate::cli::SubsCommand(),     spate::cli::ClientsCommand(),
-      spate::cli::BackupCommand(),
+      spate::cli::BackupCommand(),   spate::cli::MirrorCommand(),
   };
   const spate::cli::Io io{&std::cin, &std::cout, &std::cerr, &g_interrupted};
   return spate::cli::RunCli(commands,
