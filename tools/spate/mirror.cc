@@ -2,6 +2,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -44,9 +45,12 @@ absl::Status AtLeader(Call call) {
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (absl::Now() < deadline) {
     for (const std::string& server : ServersFromFlags()) {
-      auto stub = Admin::NewStub(
-          grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          DialFromFlags(server);
+      if (!channel.ok()) return channel.status();
+      auto stub = Admin::NewStub(*channel);
       grpc::ClientContext context;
+      AuthorizeFromFlags(&context);
       context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
       const grpc::Status status = call(stub.get(), &context);
       if (status.ok()) return absl::OkStatus();
@@ -103,9 +107,12 @@ int RunList(const Io& io) {
   std::vector<ListMirrorsResponse> answers;
   std::vector<std::string> errors;
   for (const std::string& server : ServersFromFlags()) {
-    auto stub = Admin::NewStub(
-        grpc::CreateChannel(server, grpc::InsecureChannelCredentials()));
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        DialFromFlags(server);
+    if (!channel.ok()) return PrintError(io, "mirror", channel.status());
+    auto stub = Admin::NewStub(*channel);
     grpc::ClientContext context;
+    AuthorizeFromFlags(&context);
     context.set_deadline(
         absl::ToChronoTime(absl::Now() + absl::GetFlag(FLAGS_timeout)));
     ListMirrorsResponse response;
