@@ -49,6 +49,14 @@ struct ReplicaOptions {
   // within election_ticks steps down; followers that hear from a leader
   // ignore vote requests for election_ticks (leader stickiness).
   bool check_quorum = true;
+  // When an entry commits, etcd's leader at once sends every follower an
+  // AppendEntries carrying the new commit index, even an empty one. Lazy:
+  // followers learn it with the next append or heartbeat instead (at most
+  // heartbeat_ticks later; the quiescing heartbeat carries it too). Commit
+  // itself and what the leader acknowledges are unchanged; only followers
+  // apply a little later, and a one-at-a-time workload sends half the
+  // messages (no empty append and no answer to it per commit).
+  bool lazy_commit_broadcast = false;
 
   // A replica whose node may have lost its persisted vote (a wiped or
   // replaced data directory looks exactly like a new one) could grant a

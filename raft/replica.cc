@@ -730,8 +730,9 @@ absl::Status Replica::HandleAppendResponse(const Message& m, Progress* pr) {
   ASSIGN_OR_RETURN(const bool committed, MaybeCommit());
   if (committed) {
     RETURN_IF_ERROR(ReleasePendingReads());
-    RETURN_IF_ERROR(replicator_.BcastAppend());
-  } else if (pr->CanBumpCommit(log_.committed())) {
+    RETURN_IF_ERROR(SendAfterCommit());
+  } else if (!options_.lazy_commit_broadcast &&
+             pr->CanBumpCommit(log_.committed())) {
     RETURN_IF_ERROR(replicator_.SendAppend(m.from()));
   }
   // The window may have opened: send what we can without empty messages.
@@ -837,6 +838,16 @@ absl::Status Replica::AppendEntry(Entry&& entry) {
   // The leader counts its own copy only once persisted (Advance), and
   // replicates at the next TakeReady, batching a burst of proposals.
   append_pending_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status Replica::SendAfterCommit() {
+  if (!options_.lazy_commit_broadcast) return replicator_.BcastAppend();
+  for (const auto& [id, pr] : tracker_.progress()) {
+    if (id == options_.id) continue;
+    RETURN_IF_ERROR(
+        replicator_.MaybeSendAppend(id, /*send_if_empty=*/false).status());
+  }
   return absl::OkStatus();
 }
 
@@ -978,7 +989,7 @@ absl::Status Replica::SwitchToConfig(const ConfState& cs) {
   ASSIGN_OR_RETURN(const bool committed, MaybeCommit());
   if (committed) {
     RETURN_IF_ERROR(ReleasePendingReads());
-    return replicator_.BcastAppend();
+    return SendAfterCommit();
   }
   for (const auto& [id, pr] : tracker_.progress()) {
     if (id == options_.id) continue;
@@ -1320,7 +1331,7 @@ void Replica::Advance(const Ready& ready) {
       absl::Status s = committed.status();
       if (s.ok() && *committed) {
         s = ReleasePendingReads();
-        if (s.ok()) s = replicator_.BcastAppend();
+        if (s.ok()) s = SendAfterCommit();
       }
       MaybeHalt(s).IgnoreError();  // halted(): the host stops the group
     }

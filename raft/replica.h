@@ -275,6 +275,9 @@ class Replica {
   absl::Status ReleasePendingReads();
   absl::Status AppendEntry(Entry&& entry);
   absl::StatusOr<bool> MaybeCommit();
+  // The leader's commit index advanced: tells followers (see
+  // ReplicaOptions::lazy_commit_broadcast) and sends entries not sent yet.
+  absl::Status SendAfterCommit();
   void SendTimeoutNow(NodeId to);
   bool CommittedEntryInCurrentTerm() const;
   absl::Status CheckProposable(bool conf_change) const;

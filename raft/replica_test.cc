@@ -41,6 +41,9 @@ struct Host {
     options.applied = applied;
     replica = *Replica::Create(options, &log);
   }
+  Host(const ReplicaOptions& options, ConfState cs) : log(cs) {
+    replica = *Replica::Create(options, &log);
+  }
 
   // Persists, applies and advances one Ready; returns it.
   Ready Process() {
@@ -469,6 +472,86 @@ TEST(ReplicaTest, LeaderQuiescesAndWakesOnTick) {
   host.replica->Tick();
   EXPECT_FALSE(host.replica->quiesced());
   EXPECT_EQ(host.replica->role(), Role::kLeader);
+}
+
+// Three replicas wired together: the leader's empty "commit" appends are
+// counted, messages are delivered until nothing moves.
+struct Trio {
+  explicit Trio(bool lazy) {
+    for (NodeId id = 1; id <= 3; ++id) {
+      ReplicaOptions options = Options(id);
+      options.lazy_commit_broadcast = lazy;
+      hosts.push_back(std::make_unique<Host>(options, Voters({1, 2, 3})));
+    }
+  }
+  Host& at(NodeId id) { return *hosts[id - 1]; }
+  void Settle() {
+    for (bool moved = true; moved;) {
+      moved = false;
+      for (auto& host : hosts) {
+        while (host->replica->HasReady()) {
+          moved = true;
+          Ready ready = host->Process();
+          for (const Message& m : ready.messages) {
+            if (m.type() == MSG_APPEND && m.entries_size() == 0) {
+              ++empty_appends;
+            }
+            EXPECT_TRUE(at(m.to()).replica->Step(m).ok());
+          }
+        }
+      }
+    }
+  }
+  std::vector<std::unique_ptr<Host>> hosts;
+  int empty_appends = 0;
+};
+
+TEST(ReplicaTest, EagerCommitSendsEmptyAppendsToFollowers) {
+  Trio trio(/*lazy=*/false);
+  ASSERT_TRUE(trio.at(1).replica->Campaign().ok());
+  trio.Settle();
+  ASSERT_EQ(trio.at(1).replica->role(), Role::kLeader);
+  trio.empty_appends = 0;
+  ASSERT_TRUE(trio.at(1).replica->Propose("x").ok());
+  trio.Settle();
+  EXPECT_EQ(trio.empty_appends, 2);  // one per follower, with the commit
+  EXPECT_EQ(trio.at(2).replica->log().committed(),
+            trio.at(1).replica->log().committed());
+}
+
+TEST(ReplicaTest, LazyCommitReachesFollowersWithTheNextMessage) {
+  Trio trio(/*lazy=*/true);
+  ASSERT_TRUE(trio.at(1).replica->Campaign().ok());
+  trio.Settle();
+  ASSERT_EQ(trio.at(1).replica->role(), Role::kLeader);
+  trio.empty_appends = 0;
+  ASSERT_TRUE(trio.at(1).replica->Propose("x").ok());
+  trio.Settle();
+  const Index x = trio.at(1).replica->log().LastIndex();
+  // Committed and applied on the leader; nothing extra sent for it.
+  EXPECT_EQ(trio.at(1).replica->log().committed(), x);
+  EXPECT_EQ(trio.at(1).applied.back().data(), "x");
+  EXPECT_EQ(trio.empty_appends, 0);
+  EXPECT_LT(trio.at(2).replica->log().committed(), x);
+  EXPECT_LT(trio.at(3).replica->log().committed(), x);
+
+  // The next append carries it.
+  ASSERT_TRUE(trio.at(1).replica->Propose("y").ok());
+  trio.Settle();
+  EXPECT_GE(trio.at(2).replica->log().committed(), x);
+  EXPECT_EQ(trio.at(2).applied.back().data(), "x");
+
+  // With no further proposal, the heartbeat carries the last commit.
+  const Index y = trio.at(1).replica->log().LastIndex();
+  EXPECT_LT(trio.at(3).replica->log().committed(), y);
+  for (int i = 0; i < trio.at(1).replica->options().heartbeat_ticks; ++i) {
+    trio.at(1).replica->Tick();
+  }
+  trio.Settle();
+  EXPECT_EQ(trio.at(2).replica->log().committed(), y);
+  EXPECT_EQ(trio.at(3).replica->log().committed(), y);
+  EXPECT_EQ(trio.at(3).applied.back().data(), "y");
+  EXPECT_EQ(trio.empty_appends, 0);
 }
 
 // Regression (found by tests/sim: seed 86, 5 nodes). The host may Step
