@@ -275,6 +275,9 @@ class GrpcTransport::Peer {
   bool read_failed_ ABSL_GUARDED_BY(mu_) = false;
   // frame_ is owned by gRPC until the write completes.
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
+  // Enqueue calls between starting a write and StartWrite returning; the
+  // sender keeps its hold on the link until there are none.
+  int writes_starting_ ABSL_GUARDED_BY(mu_) = 0;
   transport::MessageBatch frame_ ABSL_GUARDED_BY(mu_);
   uint64_t frame_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   // Messages waiting for the next frame; pending_bytes_ ≤ queue_bytes_max_.
@@ -285,9 +288,11 @@ class GrpcTransport::Peer {
   std::atomic<bool> reachable_{false};
 };
 
-// One stream to the peer. Only the sender thread starts operations on it
-// (under a hold, so gRPC keeps it alive until the sender lets go); its
-// reactions report to the peer. Deletes itself in OnDone.
+// One stream to the peer. The sender thread starts it and holds it (so
+// gRPC keeps it alive until the sender lets go); writes are started by
+// whoever finds the link idle with messages queued: the sender, Enqueue
+// (the loop thread, under the sender's hold) or the previous write's
+// OnWriteDone. Its reactions report to the peer. Deletes itself in OnDone.
 class GrpcTransport::Peer::Link final
     : public grpc::ClientBidiReactor<MessageBatch, StreamFeedback> {
  public:
@@ -394,6 +399,19 @@ bool GrpcTransport::Peer::Enqueue(std::vector<raft::Message>* messages) {
     pending_.mutable_messages()->AddAllocated(message.release());
   }
   pending_bytes_ += bytes;
+  if (link_ != nullptr && link_up_ && !link_broken_ && !stopping_ &&
+      !write_in_flight_) {
+    // An idle link: write from this thread instead of waking the sender
+    // (one thread hand-off less per message on a lightly loaded link).
+    TakeFrame();
+    write_in_flight_ = true;
+    ++writes_starting_;
+    Link* const link = link_;
+    mu_.Unlock();
+    link->StartWrite(&frame_);
+    mu_.Lock();
+    --writes_starting_;
+  }
   return oversize == 0;
 }
 
@@ -466,9 +484,12 @@ bool GrpcTransport::Peer::ServeLink(Link* link) {
   }
   // No more writes on this link. Cancel it unless the call has already
   // ended (a failed read means its status is in), then let gRPC finish it.
+  // A write being started by Enqueue still needs the hold.
   bool cancel;
   {
     absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* starting) { return *starting == 0; }, &writes_starting_));
     cancel = stopping_ || !read_failed_;
   }
   if (cancel) link->Cancel();
@@ -500,19 +521,30 @@ void GrpcTransport::Peer::OnLinkReadFailed() {
 
 void GrpcTransport::Peer::OnLinkWriteDone(bool ok) {
   MessageBatch written;  // destroyed after the lock is released
-  absl::MutexLock lock(&mu_);
-  DCHECK(write_in_flight_);
-  write_in_flight_ = false;
-  if (ok) {
-    ++stats_.batches_sent;
-    stats_.messages_sent += frame_.messages_size();
-    stats_.bytes_sent += frame_bytes_;
-  } else {
-    stats_.dropped_disconnected += frame_.messages_size();
-    MarkBroken();
+  Link* next = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    DCHECK(write_in_flight_);
+    write_in_flight_ = false;
+    if (ok) {
+      ++stats_.batches_sent;
+      stats_.messages_sent += frame_.messages_size();
+      stats_.bytes_sent += frame_bytes_;
+    } else {
+      stats_.dropped_disconnected += frame_.messages_size();
+      MarkBroken();
+    }
+    written.Swap(&frame_);
+    frame_bytes_ = 0;
+    if (ok && !stopping_ && !link_broken_ && pending_.messages_size() > 0) {
+      // What queued meanwhile goes out from this reaction (always allowed
+      // on the link) rather than through the sender thread.
+      TakeFrame();
+      write_in_flight_ = true;
+      next = link_;
+    }
   }
-  written.Swap(&frame_);
-  frame_bytes_ = 0;
+  if (next != nullptr) next->StartWrite(&frame_);
 }
 
 void GrpcTransport::Peer::OnLinkDone(const grpc::Status& status) {

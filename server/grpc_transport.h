@@ -6,13 +6,14 @@
 //   Send (loop thread) ──► queue (bytes ≤ peer_queue_bytes_max)
 //                            │ everything queued, up to frame_bytes_max
 //                            ▼
-//   sender thread ──StartWrite──► link (ClientBidiReactor, one at a time)
+//   StartWrite ──► link (ClientBidiReactor, one write at a time)
 // Each peer has one sender thread (a cluster has a handful of peers, so a
-// thread each is cheap and keeps the reconnect logic sequential) driving a
-// callback-API stream. While a frame is being written, later Sends coalesce
-// into the queue and go out together as the next frame: the slower the
-// peer, the bigger the frames. Serialization happens on the sender thread
-// or gRPC's, never on the loop thread, and Send only takes a short lock.
+// thread each is cheap and keeps the reconnect logic sequential) that dials
+// and holds a callback-API stream. A Send that finds the link idle writes
+// the frame itself (serialized on the loop thread: no thread hand-off on
+// the latency path); while a frame is being written, later Sends coalesce
+// into the queue and the write's completion (a gRPC thread) sends them as
+// the next frame: the slower the peer, the bigger the frames.
 //
 // Link life cycle (sender thread):
 //   dial ──server sends initial metadata──► up (PeerReachable) ──read or
