@@ -8,10 +8,10 @@
 // handles are created once, when a channel's host is built (ForChannel
 // takes the registry's lock), and kept by the host.
 //
-// Gateways (built separately) register their own families through
-// registry(): e.g. spate_gateway_bytes_total{gateway,direction} and
-// spate_gateway_lag_entries{gateway,channel}. Nothing here needs to change
-// for them.
+// Gateways register their own families through registry()
+// (server/gateway_metrics.h: spate_gateway_bytes_{sent,received}_total,
+// spate_gateway_link_up, spate_mirror_lag_messages). Nothing here needs to
+// change for them.
 //
 // Threading: thread-safe. Created before the node starts and destroyed
 // after every user stopped (the Server owns it).
