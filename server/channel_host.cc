@@ -90,32 +90,30 @@ void CountPublished(Metrics* metrics, ChannelCounters* counters,
 
 }  // namespace
 
-void ChannelHost::Publish(PubMsg msg, PublishDone done) {
+void ChannelHost::Publish(const PubMsg& msg, PublishDone done) {
   last_activity_ns_ = clock_->NowNs();
   if (!Serving()) {
-    group_->WhenServing(clock_->NowNs() + options_.serving_wait_ns,
-                        [this, msg = std::move(msg),
-                         done = std::move(done)](absl::Status status) mutable {
-                          if (!status.ok()) {
-                            done(ErrorAck(msg.guid(), status));
-                            return;
-                          }
-                          Publish(std::move(msg), std::move(done));
-                        });
+    group_->WhenServing(
+        clock_->NowNs() + options_.serving_wait_ns,
+        [this, msg, done = std::move(done)](absl::Status status) mutable {
+          if (!status.ok()) {
+            done(ErrorAck(msg.guid(), status));
+            return;
+          }
+          Publish(msg, std::move(done));
+        });
     return;
   }
   if (pending_.dones.empty()) pending_.first_arrival_ns = clock_->NowNs();
-  pending_.bytes += MessageBytes(msg.data(), msg.headers());
-  // Moved, not copied: the payload is copied once more only when the
-  // command is serialized.
   PublishEntry* entry = pending_.batch.add_entries();
-  entry->set_client_id(std::move(*msg.mutable_client_id()));
-  entry->set_guid(std::move(*msg.mutable_guid()));
-  entry->set_reply(std::move(*msg.mutable_reply()));
-  entry->set_data(std::move(*msg.mutable_data()));
-  entry->mutable_headers()->swap(*msg.mutable_headers());
+  entry->set_client_id(msg.client_id());
+  entry->set_guid(msg.guid());
+  entry->set_reply(msg.reply());
+  entry->set_data(msg.data());
+  *entry->mutable_headers() = msg.headers();
   entry->set_timestamp_ns(clock_->NowNs());
   pending_.dones.push_back(std::move(done));
+  pending_.bytes += MessageBytes(msg.data(), msg.headers());
   if (pending_.batch.entries_size() >=
           static_cast<int>(options_.publish_batch_entries_max) ||
       pending_.bytes >= options_.publish_batch_bytes_max) {

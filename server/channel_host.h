@@ -80,7 +80,7 @@ class ChannelHost {
   ~ChannelHost();
 
   // ---- Requests (already validated at the edge) ----
-  void Publish(PubMsg msg, PublishDone done);
+  void Publish(const PubMsg& msg, PublishDone done);
   // Errors end the stream with the status.
   void Subscribe(const SubscriptionRequest& request,
                  std::shared_ptr<SubscriberStream> stream);

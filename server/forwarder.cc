@@ -324,7 +324,8 @@ void Forwarder::Unsubscribe(raft::NodeId to, int hops,
 void Forwarder::PublishBatch(
     raft::NodeId to, int hops, std::vector<PubMsg> msgs,
     absl::AnyInvocable<void(std::vector<PubAck>)> done) {
-  auto fail_all = [](const auto& msgs, const absl::Status& status) {
+  auto fail_all = [](const std::vector<PubMsg>& msgs,
+                     const absl::Status& status) {
     std::vector<PubAck> acks;
     for (const PubMsg& msg : msgs) {
       PubAck& ack = acks.emplace_back();
@@ -346,21 +347,19 @@ void Forwarder::PublishBatch(
   stub->async()->PublishBatch(
       &call->context, &call->request, &call->response,
       [call, shared, fail_all](grpc::Status status) {
+        std::vector<PubMsg> sent(call->request.msgs().begin(),
+                                 call->request.msgs().end());
         if (!status.ok() ||
             call->response.acks_size() != call->request.msgs_size()) {
           absl::Status error = status.ok() ? absl::InternalError(
                                                  "forwarded batch answered "
                                                  "with the wrong ack count")
                                            : FromGrpcStatus(status);
-          (*shared)(fail_all(call->request.msgs(), error));
+          (*shared)(fail_all(sent, error));
           return;
         }
-        std::vector<PubAck> acks;
-        acks.reserve(call->response.acks_size());
-        for (PubAck& ack : *call->response.mutable_acks()) {
-          acks.push_back(std::move(ack));
-        }
-        (*shared)(std::move(acks));
+        (*shared)(std::vector<PubAck>(call->response.acks().begin(),
+                                      call->response.acks().end()));
       });
 }
 

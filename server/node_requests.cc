@@ -191,7 +191,7 @@ void Node::DoPublish(PubMsg msg, int hops, PublishDone done) {
     ChannelHost* host = FindChannel(entry->channel_id());
     if (host != nullptr && host->group()->serving() &&
         CheckClient(msg.client_id(), msg.conn_id()).ok()) {
-      host->Publish(std::move(msg), std::move(done));
+      host->Publish(msg, std::move(done));
       return;
     }
   }
@@ -223,7 +223,7 @@ void Node::DoPublish(PubMsg msg, int hops, PublishDone done) {
                 (*shared_done)(ErrorAck(shared_msg->guid(), status));
                 return;
               }
-              host->Publish(std::move(*shared_msg), std::move(*shared_done));
+              host->Publish(*shared_msg, std::move(*shared_done));
             });
       });
 }
