@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -14,6 +15,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <vector>
 
@@ -21,7 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "base/prng.h"
 
 namespace spate::testing {
 namespace {
@@ -76,7 +80,46 @@ std::string ServerProcess::NewTempDir(const std::string& prefix) {
   return dir;
 }
 
-int ServerProcess::FreePort() {
+namespace {
+
+// Test ports come from below the kernel's ephemeral range (32768-60999 by
+// default), so an outgoing connection never takes a port a test picked for
+// a server that is about to (re)start on it, and each pick is reserved by
+// an flock on a file shared by every test process on the machine (released
+// when the process exits), so concurrent tests never pick the same port.
+constexpr int kFirstTestPort = 20000;
+constexpr int kTestPorts = 12000;
+constexpr char kPortLockDir[] = "/tmp/spate-test-ports";
+
+bool BindsNow(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok =
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+// Takes the machine-wide reservation of `port`; the descriptor stays open
+// (and the lock held) for the life of the process.
+bool Reserve(int port) {
+  mkdir(kPortLockDir, 0777);
+  const std::string path = absl::StrCat(kPortLockDir, "/", port);
+  int fd = open(path.c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0666);
+  if (fd < 0) return false;
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return false;
+  }
+  return true;
+}
+
+// The kernel's pick (bind to port 0), for when no reserved port is free.
+int EphemeralPort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return 0;
   sockaddr_in addr{};
@@ -91,6 +134,27 @@ int ServerProcess::FreePort() {
   }
   close(fd);
   return port;
+}
+
+}  // namespace
+
+int ServerProcess::FreePort() {
+  static absl::Mutex mu;
+  static std::set<int>* taken = new std::set<int>();
+  static base::Prng* prng =
+      new base::Prng(static_cast<uint64_t>(getpid()) * 1000003u ^
+                     static_cast<uint64_t>(absl::GetCurrentTimeNanos()));
+  absl::MutexLock lock(&mu);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port =
+        kFirstTestPort + static_cast<int>(prng->Uniform(kTestPorts));
+    if (taken->count(port) > 0) continue;
+    if (!Reserve(port)) continue;
+    // Reserved from now on even if busy, so this process skips it later.
+    taken->insert(port);
+    if (BindsNow(port)) return port;
+  }
+  return EphemeralPort();
 }
 
 absl::Status ServerProcess::Start(absl::Duration timeout) {

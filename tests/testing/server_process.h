@@ -58,8 +58,10 @@ class ServerProcess {
   static std::string BinaryPath();
   // A fresh directory under TEST_TMPDIR.
   static std::string NewTempDir(const std::string& prefix);
-  // A TCP port on 127.0.0.1 that was free a moment ago (bound, read back,
-  // released), for processes that must know each other's ports up front.
+  // A TCP port on 127.0.0.1 that is free and reserved for this process (an
+  // flock under /tmp/spate-test-ports, held until exit; below the ephemeral
+  // range, so no outgoing connection takes it), for processes that must know
+  // each other's ports up front and restart on the same ports.
   static int FreePort();
 
  private:
