@@ -14,6 +14,15 @@
 namespace spate::client {
 namespace {
 
+// Close through another node when the session's node is unreachable: each
+// call's own limit, and the pause after every node refused once.
+constexpr absl::Duration kCloseRetryCallTimeout = absl::Seconds(1);
+constexpr absl::Duration kCloseRetryPause = absl::Milliseconds(100);
+
+bool Unreachable(const absl::Status& status) {
+  return absl::IsUnavailable(status) || absl::IsDeadlineExceeded(status);
+}
+
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
   return absl::ToChronoTime(absl::Now() + timeout);
 }
@@ -415,6 +424,32 @@ absl::Status Connection::Close() {
     context.set_deadline(DeadlineAfter(session->options.connect_timeout));
     session->Authorize(&context);
     result = FromGrpcStatus(session->stub->Close(&context, request, &response));
+    // The node that accepted the session may have died unnoticed; the
+    // client's record lives in the metadata group, so any other node can
+    // end it (while the metadata group elects a new leader, nodes answer
+    // UNAVAILABLE: keep trying them until the connect timeout).
+    const std::vector<std::string>& servers = session->options.servers;
+    const absl::Time give_up = absl::Now() + session->options.connect_timeout;
+    for (size_t attempt = 1;
+         servers.size() > 1 && Unreachable(result) && absl::Now() < give_up;
+         ++attempt) {
+      const size_t index = (session->server_index + attempt) % servers.size();
+      if (index == session->server_index) {
+        absl::SleepFor(kCloseRetryPause);  // every other node said no
+        continue;
+      }
+      const std::string& server = servers[index];
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          NewChannel(session->options, server);
+      if (!channel.ok()) continue;
+      std::unique_ptr<Streaming::Stub> stub = Streaming::NewStub(*channel);
+      grpc::ClientContext retry_context;
+      retry_context.set_deadline(DeadlineAfter(
+          std::min(kCloseRetryCallTimeout,
+                   std::max(give_up - absl::Now(), absl::Milliseconds(1)))));
+      session->Authorize(&retry_context);
+      result = FromGrpcStatus(stub->Close(&retry_context, request, &response));
+    }
   }
   absl::MutexLock lock(&mu_);
   closed_ = true;

@@ -229,6 +229,37 @@ TEST_F(ClusterClientTest, SubscribeRightAfterItsNodeDiedGoesThroughAnother) {
   publisher->Close().IgnoreError();
 }
 
+TEST_F(ClusterClientTest,
+       CloseRightAfterItsNodeDiedEndsTheClientThroughAnother) {
+  auto leaver = Connect("leaver", AllServers());
+  ASSERT_TRUE(leaver != nullptr);
+  absl::StatusOr<uint64_t> sequence = leaver->Publish("audit", "hello");
+  ASSERT_TRUE(sequence.ok()) << sequence.status();
+  const int victim = NodeAt(leaver->server());
+  ASSERT_NE(victim, 0);
+  cluster_->Kill(victim);
+  // The client has not noticed (its next ping is seconds away): Close must
+  // still end the client, through another node.
+  const absl::Status closed = leaver->Close();
+  EXPECT_TRUE(closed.ok()) << closed;
+  // Ended on the server: the id is free again at once, not refused as
+  // held by a live client.
+  client::ClientOptions options;
+  options.servers = AllServers();
+  options.client_id = "leaver";
+  options.connect_timeout = absl::Seconds(5);
+  absl::StatusOr<std::unique_ptr<client::Connection>> again =
+      client::Connection::Connect(options);
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (!again.ok() && absl::IsUnavailable(again.status()) &&
+         absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    again = client::Connection::Connect(options);
+  }
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE((*again)->Close().ok());
+}
+
 TEST_F(ClusterClientTest, LeaderMoveResubscribesOnTheSameConnection) {
   // Only node 1: the client cannot move, it must not need to.
   auto connection = Connect("watcher", {cluster_->client_address(1)});
