@@ -646,9 +646,11 @@ TEST_F(GatewayTest, MirrorDeclaredByAdminRpcCatchesUpFollowsAndIsMonitored) {
 
 TEST_F(GatewayTest, ConcurrentlyCreatedNameIsResolvedTheSameWayAndNotMerged) {
   StartClusters();
-  // "dup" is created in east while west is cut off, then in west while
-  // east is cut off: neither directory had it, so each cluster owns a copy.
-  for (int id = 1; id <= 3; ++id) west_->node(id).Pause();
+  // "dup" is created in east while west is down, then in west while east
+  // is down: neither directory had it, so each cluster owns a copy. (Down,
+  // not paused: a paused cluster's sockets still take in the other's
+  // directory updates and it learns the name the moment it continues.)
+  for (int id = 1; id <= 3; ++id) west_->Kill(id);
   {
     std::unique_ptr<TestConnection> east = Connected(east_.get(), 1, "e1");
     for (int i = 1; i <= 3; ++i) {
@@ -657,8 +659,11 @@ TEST_F(GatewayTest, ConcurrentlyCreatedNameIsResolvedTheSameWayAndNotMerged) {
                   }).ok());
     }
   }
-  for (int id = 1; id <= 3; ++id) east_->node(id).Pause();
-  for (int id = 1; id <= 3; ++id) west_->node(id).Resume();
+  for (int id = 1; id <= 3; ++id) east_->Kill(id);
+  for (int id = 1; id <= 3; ++id) {
+    const absl::Status started = west_->StartNode(id);
+    ASSERT_TRUE(started.ok()) << started << west_->Logs();
+  }
   {
     std::unique_ptr<TestConnection> west = Connected(west_.get(), 1, "w1");
     absl::StatusOr<uint64_t> seq =
@@ -666,7 +671,10 @@ TEST_F(GatewayTest, ConcurrentlyCreatedNameIsResolvedTheSameWayAndNotMerged) {
     ASSERT_TRUE(seq.ok()) << seq.status();
     EXPECT_EQ(*seq, 1u);
   }
-  for (int id = 1; id <= 3; ++id) east_->node(id).Resume();
+  for (int id = 1; id <= 3; ++id) {
+    const absl::Status started = east_->StartNode(id);
+    ASSERT_TRUE(started.ok()) << started << east_->Logs();
+  }
 
   // Both clusters report the conflict the same way: "east" (the smaller
   // name) serves the name; both copies keep their data.
