@@ -85,7 +85,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Connect(
 Connection::Connection(std::shared_ptr<const Session> session)
     : tracker_(std::make_shared<SessionTracker>(session)),
       client_id_(session->client_id()),
-      publisher_(tracker_) {
+      publisher_(tracker_),
+      publish_to_leader_(session->options.publish_to_leader),
+      leader_routes_(session->options) {
   ping_thread_ = std::thread([this] { SuperviseLoop(); });
 }
 
@@ -122,6 +124,26 @@ absl::StatusOr<uint64_t> Connection::Publish(absl::string_view subject,
   absl::Status last;
   for (int attempt = 1;; ++attempt) {
     msg.set_conn_id(session->conn_id);
+    std::shared_ptr<Streaming::Stub> leader =
+        publish_to_leader_ ? leader_routes_.Ready(msg.subject()) : nullptr;
+    if (leader != nullptr) {
+      PubAck ack;
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(deadline));
+      session->Authorize(&context);
+      absl::Status status =
+          FromGrpcStatus(leader->Publish(&context, msg, &ack));
+      if (status.ok()) status = FromPubAck(ack);
+      if (status.ok()) {
+        leader_routes_.CountRouted();
+        // The leader moved: that node forwarded it and names the new one.
+        leader_routes_.Learn(msg.subject(), ack.leader_address());
+        return ack.sequence();
+      }
+      // Whatever failed there, the connected server decides, as if there
+      // had been no route (a resend has the same guid: no duplicate).
+      leader_routes_.Forget(msg.subject());
+    }
     PubAck ack;
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
@@ -129,7 +151,12 @@ absl::StatusOr<uint64_t> Connection::Publish(absl::string_view subject,
     absl::Status status =
         FromGrpcStatus(session->stub->Publish(&context, msg, &ack));
     if (status.ok()) status = FromPubAck(ack);
-    if (status.ok()) return ack.sequence();
+    if (status.ok()) {
+      if (publish_to_leader_) {
+        leader_routes_.Learn(msg.subject(), ack.leader_address());
+      }
+      return ack.sequence();
+    }
     auto out_of_time = [&]() {
       return absl::DeadlineExceededError(absl::StrCat(
           "publish to ", subject, ": no ack within ",

@@ -76,6 +76,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "client/ids.h"
+#include "client/leader_routes.h"
 #include "client/options.h"
 #include "client/publisher.h"
 #include "client/session.h"
@@ -110,7 +111,9 @@ class Connection {
 
   // Publishes one message and waits for its commit (deadline pub_ack_wait).
   // UNAVAILABLE answers and broken connections are retried with the same
-  // guid until then.
+  // guid until then. With options.publish_to_leader it goes straight to
+  // the channel's leader once a server named it (leader_routes.h), else
+  // (and after any failure there) to the connected server.
   absl::StatusOr<uint64_t> Publish(absl::string_view subject,
                                    absl::string_view data,
                                    const Headers& headers = {});
@@ -146,6 +149,8 @@ class Connection {
   int64_t reconnects() const { return tracker_->reconnects(); }
   // Async publishes sent again (after a stream broke or an UNAVAILABLE).
   int64_t resent_publishes() const { return publisher_.resent_count(); }
+  // Synchronous publishes answered by the channel's leader directly.
+  int64_t leader_publishes() const { return leader_routes_.routed(); }
 
  private:
   explicit Connection(std::shared_ptr<const Session> session);
@@ -165,6 +170,8 @@ class Connection {
   const std::string client_id_;
   GuidGenerator guids_;
   AsyncPublisher publisher_;
+  const bool publish_to_leader_;
+  LeaderRoutes leader_routes_;
 
   mutable absl::Mutex mu_;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;

@@ -72,6 +72,13 @@ struct ClientOptions {
   absl::Duration pub_ack_wait = absl::Seconds(30);
   // Most async publishes unacknowledged at once; PublishAsync blocks beyond.
   int max_pub_acks_in_flight = 16384;
+  // Synchronous Publish goes straight to the channel's leader once a
+  // server named it (PubAck.leader_address) and a connection to it is
+  // ready, instead of through the connected server, which forwards it
+  // (one hop and its thread hand-offs less). Any failure there falls back
+  // to the connected server. Off: every call goes to the connected server
+  // (e.g. when the advertised node addresses are not reachable from here).
+  bool publish_to_leader = true;
   // Ping handling. Zero means: use the server's values from the
   // ConnectResponse (ping_interval_ms, ping_max_out); the server drops a
   // client that pings less often than it asked.

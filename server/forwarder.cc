@@ -220,6 +220,12 @@ bool Forwarder::Knows(raft::NodeId node) const {
   return addresses_.contains(node);
 }
 
+std::string Forwarder::AddressOf(raft::NodeId node) const {
+  absl::MutexLock lock(&mu_);
+  auto it = addresses_.find(node);
+  return it == addresses_.end() ? std::string() : it->second;
+}
+
 void Forwarder::SetAddresses(
     absl::flat_hash_map<raft::NodeId, std::string> client_addresses) {
   absl::MutexLock lock(&mu_);

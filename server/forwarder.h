@@ -55,6 +55,8 @@ class Forwarder {
       ClientLinkOptions link = ClientLinkOptions());
 
   bool Knows(raft::NodeId node) const;
+  // The client address of `node`; empty when unknown.
+  std::string AddressOf(raft::NodeId node) const;
   void SetAddresses(
       absl::flat_hash_map<raft::NodeId, std::string> client_addresses);
 

@@ -121,8 +121,13 @@ class Node {
   void Connect(const ConnectRequest& request, int hops, ConnectDone done);
   void Ping(const PingRequest& request, int hops, StatusDone done);
   // `on_ack(i, ack)` runs once per message i (any thread, any order).
+  // `leader_hint`: a client's publish (hops 0) that this node forwards is
+  // answered with the leader's client address in PubAck.leader_address,
+  // so the client can send the next ones there itself (used for unary
+  // Publish; a stream keeps its one route, so its acks go without).
   void Publish(std::vector<PubMsg> msgs, int hops,
-               std::function<void(size_t index, const PubAck& ack)> on_ack);
+               std::function<void(size_t index, const PubAck& ack)> on_ack,
+               bool leader_hint = false);
   void Subscribe(const SubscriptionRequest& request, int hops,
                  std::shared_ptr<SubscriberStream> stream);
   void SubscriptionAcks(uint64_t channel_id, std::string member_id,
@@ -281,7 +286,7 @@ class Node {
 
   // ---- Request handling (loop thread) ----
   void DoConnect(const ConnectRequest& request, ConnectDone done);
-  void DoPublish(PubMsg msg, int hops, PublishDone done);
+  void DoPublish(PubMsg msg, int hops, PublishDone done, bool leader_hint);
   void ForwardPublish(raft::NodeId to, int hops, PubMsg msg, PublishDone done);
   void FlushForwardedPublishes();
   void DoSubscribe(const SubscriptionRequest& request, int hops,

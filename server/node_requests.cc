@@ -36,14 +36,15 @@ void Node::Ping(const PingRequest& request, int hops, StatusDone done) {
       });
 }
 
-void Node::Publish(
-    std::vector<PubMsg> msgs, int hops,
-    std::function<void(size_t index, const PubAck& ack)> on_ack) {
+void Node::Publish(std::vector<PubMsg> msgs, int hops,
+                   std::function<void(size_t index, const PubAck& ack)> on_ack,
+                   bool leader_hint) {
   auto shared = std::make_shared<std::vector<PubMsg>>(std::move(msgs));
-  if (!Post([this, shared, hops, on_ack] {
+  if (!Post([this, shared, hops, on_ack, leader_hint] {
         for (size_t i = 0; i < shared->size(); ++i) {
-          DoPublish(std::move((*shared)[i]), hops,
-                    [on_ack, i](const PubAck& ack) { on_ack(i, ack); });
+          DoPublish(
+              std::move((*shared)[i]), hops,
+              [on_ack, i](const PubAck& ack) { on_ack(i, ack); }, leader_hint);
         }
       })) {
     for (size_t i = 0; i < shared->size(); ++i) {
@@ -176,7 +177,7 @@ void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
   });
 }
 
-void Node::DoPublish(PubMsg msg, int hops, PublishDone done) {
+void Node::DoPublish(PubMsg msg, int hops, PublishDone done, bool leader_hint) {
   if (hops == 0 && gateways_ != nullptr && RouteToGateway(&msg, &done)) return;
   if (IsMirror(msg.subject())) {
     done(ErrorAck(msg.guid(),
@@ -199,15 +200,29 @@ void Node::DoPublish(PubMsg msg, int hops, PublishDone done) {
   auto shared_done = std::make_shared<PublishDone>(std::move(done));
   RouteChannel(
       shared_msg->subject(), /*create=*/true, hops, Deadline(),
-      [this, hops, shared_msg,
+      [this, hops, leader_hint, shared_msg,
        shared_done](absl::StatusOr<ChannelRoute> route) {
         if (!route.ok()) {
           (*shared_done)(ErrorAck(shared_msg->guid(), route.status()));
           return;
         }
         if (route->forward_to != raft::kNoNode) {
+          PublishDone done = std::move(*shared_done);
+          if (leader_hint && hops == 0) {
+            // While the channel is being created this names the metadata
+            // leader; that node's own hint then names the channel's.
+            std::string address = forwarder_->AddressOf(route->forward_to);
+            if (!address.empty()) {
+              done = [address = std::move(address),
+                      done = std::move(done)](const PubAck& ack) mutable {
+                PubAck hinted = ack;
+                hinted.set_leader_address(address);
+                done(hinted);
+              };
+            }
+          }
           ForwardPublish(route->forward_to, hops, std::move(*shared_msg),
-                         std::move(*shared_done));
+                         std::move(done));
           return;
         }
         ChannelHost* host = route->host;

@@ -615,7 +615,8 @@ grpc::ServerUnaryReactor* StreamingService::Publish(
           return;
         }
         call->Answer(grpc::Status::OK, [&] { *response = ack; });
-      });
+      },
+      /*leader_hint=*/true);
   return reactor;
 }
 

@@ -310,5 +310,115 @@ TEST_F(ClusterClientTest, LeaderMoveResubscribesOnTheSameConnection) {
   EXPECT_TRUE(connection->Close().ok());
 }
 
+// Every acked sequence of `acked` (sequence → payload) is stored in
+// `channel` with its payload: a new subscription from the first message
+// receives them all.
+void ExpectStored(client::Connection* connection, const std::string& channel,
+                  const std::map<uint64_t, std::string>& acked) {
+  client::SubscribeOptions options;
+  options.start = client::StartPosition::First();
+  Deliveries inbox;
+  std::unique_ptr<client::Subscription> sub;
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (sub == nullptr) {
+    auto subscribed = connection->Subscribe(channel, options, inbox.Handler());
+    if (subscribed.ok()) {
+      sub = std::move(*subscribed);
+    } else {
+      ASSERT_TRUE(absl::IsUnavailable(subscribed.status()) &&
+                  absl::Now() < deadline)
+          << subscribed.status();
+      absl::SleepFor(absl::Milliseconds(100));
+    }
+  }
+  ASSERT_TRUE(inbox.WaitFor(acked.rbegin()->first, absl::Seconds(60)));
+  std::map<uint64_t, std::string> stored;
+  for (const Deliveries::Delivery& delivery : inbox.all()) {
+    stored.emplace(delivery.sequence, delivery.data);
+  }
+  for (const auto& [seq, data] : acked) {
+    auto it = stored.find(seq);
+    ASSERT_NE(it, stored.end()) << channel << ": acked " << seq << " lost";
+    EXPECT_EQ(it->second, data) << channel << " " << seq;
+  }
+  EXPECT_TRUE(sub->Close().ok());
+}
+
+TEST_F(ClusterClientTest, SyncPublishGoesToTheLeaderAndSurvivesItsLoss) {
+  // Only node 1: whatever it does not lead it forwards, naming the leader.
+  auto connection = Connect("router", {cluster_->client_address(1)});
+  ASSERT_NE(connection, nullptr);
+  // Sync publishes from several threads at once while node 1 has the
+  // channel created (the metadata leader creates it, maybe elsewhere, and
+  // routes learnt meanwhile may name it): every acked publish is stored,
+  // once, whatever route it took.
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 25;
+  std::string channel;
+  int leader = 0;
+  for (int c = 0; c < 8 && channel.empty(); ++c) {
+    const std::string name = absl::StrCat("routed", c);
+    absl::Mutex mu;
+    std::map<uint64_t, std::string> acked;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kPerThread; ++i) {
+          const std::string data = absl::StrCat("t", t, "-", i);
+          absl::StatusOr<uint64_t> seq = connection->Publish(name, data);
+          ASSERT_TRUE(seq.ok()) << seq.status();
+          absl::MutexLock lock(&mu);
+          EXPECT_TRUE(acked.emplace(*seq, data).second)
+              << "sequence " << *seq << " acked twice";
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+    ASSERT_EQ(acked.size(), static_cast<size_t>(kThreads * kPerThread));
+    EXPECT_EQ(acked.rbegin()->first, static_cast<uint64_t>(acked.size()));
+    ASSERT_NO_FATAL_FAILURE(ExpectStored(connection.get(), name, acked));
+    ASSERT_TRUE(Eventually(
+        [&] { return Leaders(1)[name] != 0 && Leaders(1)[""] != 0; }));
+    const std::map<std::string, int> leaders = Leaders(1);
+    if (leaders.at(name) != 1 && leaders.at(name) != leaders.at("")) {
+      channel = name;
+      leader = leaders.at(name);
+    }
+  }
+  ASSERT_FALSE(channel.empty()) << "no channel led outside node 1";
+  std::cerr << "channel " << channel << " led by node " << leader << "\n";
+
+  // Sequential publishes from here: each gets the next sequence.
+  uint64_t next = kThreads * kPerThread + 1;
+  std::map<uint64_t, std::string> acked;
+  auto publish = [&](const std::string& data) {
+    absl::StatusOr<uint64_t> seq = connection->Publish(channel, data);
+    ASSERT_TRUE(seq.ok()) << seq.status();
+    EXPECT_EQ(*seq, next) << data;
+    ++next;
+    acked.emplace(*seq, data);
+  };
+  // The route is taken once the connection to the leader is up.
+  const int64_t routed_before = connection->leader_publishes();
+  const absl::Time give_up = absl::Now() + absl::Seconds(30);
+  for (int i = 0; connection->leader_publishes() < routed_before + 10; ++i) {
+    ASSERT_LT(absl::Now(), give_up) << "publishes never went to the leader";
+    ASSERT_NO_FATAL_FAILURE(publish(absl::StrCat("direct", i)));
+  }
+
+  // The leader dies: publishes fall back to node 1 (which forwards to the
+  // new leader, naming it) and go there; nothing acked is lost.
+  cluster_->Kill(leader);
+  const int64_t routed_at_kill = connection->leader_publishes();
+  for (int i = 0; i < 40; ++i) {
+    ASSERT_NO_FATAL_FAILURE(publish(absl::StrCat("after", i)));
+  }
+  std::cerr << "routed " << connection->leader_publishes() - routed_at_kill
+            << " of 40 publishes after the leader died\n";
+  ASSERT_NO_FATAL_FAILURE(ExpectStored(connection.get(), channel, acked));
+  EXPECT_EQ(connection->reconnects(), 0);
+  EXPECT_TRUE(connection->Close().ok());
+}
+
 }  // namespace
 }  // namespace spate::testing

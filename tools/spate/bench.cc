@@ -47,6 +47,10 @@ ABSL_FLAG(absl::Duration, progress, absl::Seconds(1),
 ABSL_FLAG(absl::Duration, stall_timeout, absl::Seconds(30),
           "fail if nothing is acked or delivered for this long");
 ABSL_FLAG(std::string, label, "", "label carried into the report");
+ABSL_FLAG(bool, publish_to_leader, true,
+          "sync publishes go straight to the channel's leader once known "
+          "(ClientOptions::publish_to_leader); false: via the connected "
+          "server");
 
 namespace spate::cli {
 namespace {
@@ -57,6 +61,7 @@ constexpr char kUsage[] =
        [--count N | --duration D] [--sync | --window W] [--rate MSGS_PER_S]
        [--manual_ack] [--max_in_flight N] [--channels K] [--all]
        [--server_pids PID,PID,..] [--json] [--label TEXT]
+       [--publish_to_leader=false]
 
 Measures a Spate cluster. N publishers publish --count messages in total
 (or for --duration) of --size bytes to CHANNEL (default "bench"; with
@@ -68,6 +73,8 @@ Prints, per role, msgs/s, MB/s and latency percentiles (publish->ack, and
 end-to-end publish->delivery from a timestamp in the payload), plus the
 CPU seconds each --server_pids process used during the run. --json prints
 one JSON object instead. Exits non-zero on any failure or a stall.
+--publish_to_leader=false sends sync publishes through the connected
+server even once the channel's leader is known (for comparisons).
 
 examples:
   spate bench --count 200000 --window 1000
@@ -148,6 +155,7 @@ int RunBench(const std::vector<std::string>& args, const Io& io) {
       io.interrupted);
   client::ClientOptions security;
   SecurityFromFlags(&security);
+  security.publish_to_leader = absl::GetFlag(FLAGS_publish_to_leader);
   runner.set_security(std::move(security));
   absl::StatusOr<BenchResult> result = runner.Run();
   if (!result.ok()) return PrintError(io, "bench", result.status());
@@ -159,14 +167,14 @@ int RunBench(const std::vector<std::string>& args, const Io& io) {
 }  // namespace
 
 Command BenchCommand() {
-  return Command{
-      "bench",
-      "measure throughput and latency (publishers, subscribers)",
-      kUsage,
-      {"pubs", "subs", "sub_kind", "size", "count", "duration", "sync",
-       "window", "rate", "manual_ack", "max_in_flight", "channels", "all",
-       "server_pids", "progress", "stall_timeout", "json", "label"},
-      RunBench};
+  return Command{"bench",
+                 "measure throughput and latency (publishers, subscribers)",
+                 kUsage,
+                 {"pubs", "subs", "sub_kind", "size", "count", "duration",
+                  "sync", "window", "rate", "manual_ack", "max_in_flight",
+                  "channels", "all", "server_pids", "progress", "stall_timeout",
+                  "json", "label", "publish_to_leader"},
+                 RunBench};
 }
 
 }  // namespace spate::cli

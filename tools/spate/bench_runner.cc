@@ -124,6 +124,7 @@ absl::Status BenchRunner::Connect() {
     options.tls_cert_file = security_.tls_cert_file;
     options.tls_key_file = security_.tls_key_file;
     options.tls_server_name_override = security_.tls_server_name_override;
+    options.publish_to_leader = security_.publish_to_leader;
     options.servers = config_.servers;
     options.client_id = id;
     options.max_pub_acks_in_flight = config_.window;

@@ -55,9 +55,9 @@ class BenchRunner {
   BenchRunner(const BenchRunner&) = delete;
   BenchRunner& operator=(const BenchRunner&) = delete;
 
-  // Credentials and TLS (token, user, password, tls_*) every connection of
-  // the run uses; servers, client ids, the window and the handlers come
-  // from the config. Call before Run().
+  // Credentials, TLS (token, user, password, tls_*) and publish_to_leader
+  // every connection of the run uses; servers, client ids, the window and the
+  // handlers come from the config. Call before Run().
   void set_security(client::ClientOptions security) {
     security_ = std::move(security);
   }
