@@ -318,6 +318,41 @@ TEST(ReplicaTest, StepRefusesInvalidMessagesAndCountsThem) {
   }
 }
 
+// Raft §5.2 / thesis §3.8: a granted vote, and a candidate's vote for
+// itself, leave in a Ready that carries the term and vote and asks for an
+// fsync even when it has no entries; otherwise a crash could lose the vote
+// after it was sent and the node could vote again in the same term.
+TEST(ReplicaTest, VotesAreSentOnlyWithASyncedHardState) {
+  Host voter(1, Voters({1, 2, 3}));
+  Message request = Valid(MSG_VOTE);
+  request.set_from(2);
+  request.set_term(3);
+  ASSERT_TRUE(voter.replica->Step(request).ok());
+  Ready granted = voter.Process();
+  ASSERT_EQ(granted.messages.size(), 1u);
+  EXPECT_EQ(granted.messages[0].type(), MSG_VOTE_RESPONSE);
+  EXPECT_FALSE(granted.messages[0].reject());
+  EXPECT_EQ(granted.messages[0].to(), 2u);
+  ASSERT_TRUE(granted.hard_state.has_value());
+  EXPECT_EQ(granted.hard_state->term(), 3u);
+  EXPECT_EQ(granted.hard_state->vote(), 2u);
+  EXPECT_TRUE(granted.entries.empty());
+  EXPECT_TRUE(granted.must_sync);
+
+  ReplicaOptions options = Options(1);
+  options.pre_vote = false;
+  Host candidate(options, Voters({1, 2, 3}));
+  ASSERT_TRUE(candidate.replica->Campaign().ok());
+  Ready campaign = candidate.Process();
+  EXPECT_EQ(campaign.messages.size(), 2u);
+  for (const Message& m : campaign.messages) EXPECT_EQ(m.type(), MSG_VOTE);
+  ASSERT_TRUE(campaign.hard_state.has_value());
+  EXPECT_EQ(campaign.hard_state->term(), 1u);
+  EXPECT_EQ(campaign.hard_state->vote(), 1u);
+  EXPECT_TRUE(campaign.entries.empty());
+  EXPECT_TRUE(campaign.must_sync);
+}
+
 TEST(ReplicaTest, StartWithoutStateWithholdsVotesForTheConfiguredTicks) {
   // A node whose data directory was wiped may already have voted in the
   // current term; granting again could elect two leaders in one term.
