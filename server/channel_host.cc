@@ -111,7 +111,7 @@ void ChannelHost::Publish(const PubMsg& msg, PublishDone done) {
   entry->set_reply(msg.reply());
   entry->set_data(msg.data());
   *entry->mutable_headers() = msg.headers();
-  entry->set_timestamp_ns(clock_->NowNs());
+  entry->set_timestamp_ns(clock_->WallNs());
   pending_.dones.push_back(std::move(done));
   pending_.bytes += MessageBytes(msg.data(), msg.headers());
   if (pending_.batch.entries_size() >=
@@ -194,7 +194,7 @@ void ChannelHost::DoSubscribe(const SubscriptionRequest& request,
                               std::shared_ptr<SubscriberStream> stream) {
   CHECK(delivery_ != nullptr);
   absl::StatusOr<uint64_t> start =
-      fsm_->ResolveStartSequence(request, clock_->NowNs());
+      fsm_->ResolveStartSequence(request, clock_->WallNs());
   if (!start.ok()) {
     stream->End(start.status());
     return;
@@ -545,11 +545,14 @@ void ChannelHost::MaybeTrim(int64_t now_ns) {
   if (fsm_->record().msgs() == 0) return;
   absl::StatusOr<StoredMessage> oldest =
       fsm_->ReadMessage(fsm_->first_sequence());
-  if (!oldest.ok() || oldest->timestamp_ns() >= now_ns - max_age_ms * 1000000) {
+  // Ages compare message timestamps, so with the wall clock.
+  const int64_t wall_ns = clock_->WallNs();
+  if (!oldest.ok() ||
+      oldest->timestamp_ns() >= wall_ns - max_age_ms * 1000000) {
     return;
   }
   ChannelCommand command;
-  command.mutable_trim()->set_now_ns(now_ns);
+  command.mutable_trim()->set_now_ns(wall_ns);
   trim_in_flight_ = true;
   group_->Propose(command.SerializeAsString(),
                   [this](const ApplyOutcome&) { trim_in_flight_ = false; });

@@ -3,7 +3,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 #include <utility>
 
@@ -198,9 +201,16 @@ class GrpcTransport::Peer {
 
   // Stopping is two-phase so that a transport stops all peers in parallel.
   void BeginStop() {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    reachable_.store(false, std::memory_order_release);
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+      reachable_.store(false, std::memory_order_release);
+    }
+    {
+      std::lock_guard<std::mutex> lock(redial_mu_);
+      redial_stop_ = true;
+    }
+    redial_cv_.notify_all();
   }
   void Join() {
     if (sender_.joinable()) sender_.join();
@@ -261,7 +271,17 @@ class GrpcTransport::Peer {
   // Sender thread only.
   std::thread sender_;
   Backoff backoff_;
-  absl::Time redial_at_ = absl::InfinitePast();
+  // On the monotonic clock: a wall-clock step must not delay a redial.
+  std::chrono::steady_clock::time_point redial_at_;
+
+  // The sender's wait before a redial (until redial_at_ or BeginStop).
+  // Not on mu_: absl's timed waits (20220623) sleep until an absolute
+  // wall-clock time, so a wall-clock step (NTP; libfaketime in the fault
+  // harness) would stretch the backoff by the size of the step, while
+  // std::condition_variable waits on the monotonic clock.
+  std::mutex redial_mu_;
+  std::condition_variable redial_cv_;
+  bool redial_stop_ = false;  // guarded by redial_mu_
 
   mutable absl::Mutex mu_;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
@@ -450,10 +470,13 @@ void GrpcTransport::Peer::MarkBroken() {
 
 void GrpcTransport::Peer::Run() {
   for (;;) {
+    {
+      std::unique_lock<std::mutex> lock(redial_mu_);
+      redial_cv_.wait_until(lock, redial_at_, [this] { return redial_stop_; });
+    }
     Link* link;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithDeadline(absl::Condition(&stopping_), redial_at_);
       if (stopping_) return;
       link = new Link(this);
       link_ = link;
@@ -464,7 +487,8 @@ void GrpcTransport::Peer::Run() {
     link->Start();
     const bool was_up = ServeLink(link);
     if (was_up) backoff_.Reset();
-    redial_at_ = absl::Now() + backoff_.Next();
+    redial_at_ = std::chrono::steady_clock::now() +
+                 absl::ToChronoNanoseconds(backoff_.Next());
   }
 }
 

@@ -277,10 +277,11 @@ void Node::Start() {
 
 void Node::Stop() {
   {
-    absl::MutexLock lock(&inbox_mu_);
+    std::lock_guard<std::mutex> lock(inbox_mu_);
     if (stopping_) return;
     stopping_ = true;
   }
+  inbox_cv_.notify_all();
   if (loop_thread_.joinable()) loop_thread_.join();
   if (fetcher_ != nullptr) fetcher_->Stop();
   // The loop is gone: this thread owns the node now.
@@ -303,9 +304,12 @@ void Node::Stop() {
 }
 
 bool Node::Post(absl::AnyInvocable<void()> task) {
-  absl::MutexLock lock(&inbox_mu_);
-  if (stopping_ || inbox_.size() >= kInboxTasksMax) return false;
-  inbox_.push_back(std::move(task));
+  {
+    std::lock_guard<std::mutex> lock(inbox_mu_);
+    if (stopping_ || inbox_.size() >= kInboxTasksMax) return false;
+    inbox_.push_back(std::move(task));
+  }
+  inbox_cv_.notify_one();
   return true;
 }
 
@@ -315,14 +319,16 @@ void Node::Loop() {
     RunOnce(now);
     if (AnyReady()) continue;
     const int64_t wake = NextWakeNs(clock_->NowNs());
-    absl::MutexLock lock(&inbox_mu_);
+    // Never more than a second at once (a bound on any mistake in the
+    // timers), on the monotonic clock (see inbox_mu_).
+    const int64_t sleep_ns =
+        std::clamp<int64_t>(wake - clock_->NowNs(), 0, 1000000000);
+    std::unique_lock<std::mutex> lock(inbox_mu_);
     if (stopping_) break;
-    auto has_work = [this]() ABSL_SHARED_LOCKS_REQUIRED(inbox_mu_) {
-      return !inbox_.empty() || stopping_;
-    };
-    inbox_mu_.AwaitWithTimeout(
-        absl::Condition(&has_work),
-        absl::Nanoseconds(std::max<int64_t>(wake - clock_->NowNs(), 0)));
+    inbox_cv_.wait_until(
+        lock,
+        std::chrono::steady_clock::now() + std::chrono::nanoseconds(sleep_ns),
+        [this] { return !inbox_.empty() || stopping_; });
     if (stopping_) break;
   }
 }
@@ -330,7 +336,7 @@ void Node::Loop() {
 void Node::RunTasks() {
   std::vector<absl::AnyInvocable<void()>> tasks;
   {
-    absl::MutexLock lock(&inbox_mu_);
+    std::lock_guard<std::mutex> lock(inbox_mu_);
     tasks.swap(inbox_);
   }
   for (auto& task : tasks) task();

@@ -34,9 +34,11 @@
 #ifndef SPATE_SERVER_NODE_H_
 #define SPATE_SERVER_NODE_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -532,9 +534,16 @@ class Node {
   int64_t next_expiry_check_ns_ = 0;
   int64_t tick_ns_ = 0;
 
-  absl::Mutex inbox_mu_;
-  std::vector<absl::AnyInvocable<void()>> inbox_ ABSL_GUARDED_BY(inbox_mu_);
-  bool stopping_ ABSL_GUARDED_BY(inbox_mu_) = false;
+  // A std::mutex and condition variable rather than absl::Mutex: the loop
+  // sleeps with a timeout, and absl's timed waits (20220623) sleep until an
+  // absolute wall-clock time, which a wall-clock step stretches by the
+  // step; std::condition_variable waits on the monotonic clock.
+  std::mutex inbox_mu_;
+  // Signalled by Post and Stop.
+  std::condition_variable inbox_cv_;
+  // Both guarded by inbox_mu_.
+  std::vector<absl::AnyInvocable<void()>> inbox_;
+  bool stopping_ = false;
   std::thread loop_thread_;
   bool started_ = false;
 };

@@ -161,7 +161,7 @@ void Node::DoConnect(const ConnectRequest& request, ConnectDone done) {
   ClientConnect* connect = command.mutable_connect();
   connect->set_client_id(client_id);
   connect->set_conn_id(request.conn_id());
-  connect->set_time_ns(clock_->NowNs());
+  connect->set_time_ns(clock_->WallNs());
   ProposeMeta(command, [this, client_id, response, done = std::move(done)](
                            const ApplyOutcome& outcome) mutable {
     absl::Status status = OutcomeStatus(outcome);

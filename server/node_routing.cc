@@ -149,7 +149,7 @@ void Node::CreateChannel(const std::string& name, StatusDone done,
   ChannelCreate* create = command.mutable_create_channel();
   create->set_name(name);
   *create->mutable_limits() = ResolveChannelLimits(name, LiveStore());
-  create->set_time_ns(clock_->NowNs());
+  create->set_time_ns(clock_->WallNs());
   if (mirror != nullptr) *create->mutable_mirror() = *mirror;
   for (uint64_t node : PlaceNewChannel(ActiveNodes(), meta_->channels())) {
     create->add_replicas(node);
