@@ -182,9 +182,8 @@ class GrpcTransport::Peer {
         address_(std::move(address)),
         queue_bytes_max_(options.peer_queue_bytes_max),
         frame_bytes_max_(static_cast<uint64_t>(options.frame_bytes_max)),
-        channel_(grpc::CreateCustomChannel(address_, PeerCredentials(options),
-                                           PeerChannelArguments(options))),
-        stub_(RaftTransport::NewStub(channel_)),
+        credentials_(PeerCredentials(options)),
+        channel_arguments_(PeerChannelArguments(options)),
         backoff_(options.reconnect_backoff_initial,
                  options.reconnect_backoff_max,
                  options.node_id * 0x9e3779b97f4a7c15ULL ^ id) {}
@@ -263,13 +262,19 @@ class GrpcTransport::Peer {
   const std::string address_;
   const uint64_t queue_bytes_max_;
   const uint64_t frame_bytes_max_;
-  const std::shared_ptr<grpc::Channel> channel_;
-  const std::unique_ptr<RaftTransport::Stub> stub_;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials_;
+  const grpc::ChannelArguments channel_arguments_;
 
   const std::shared_ptr<LinkCount> links_ = std::make_shared<LinkCount>();
 
   // Sender thread only.
   std::thread sender_;
+  // A new channel (so a new connection) for every dial: gRPC's own
+  // reconnect backoff is a gRPC timer, and Debian's gRPC waits for its
+  // timers with absl's wall-clock waits, so after a wall-clock step an old
+  // channel may not reconnect for the length of the step. Each link keeps
+  // the stub it was started on until it is gone.
+  std::unique_ptr<RaftTransport::Stub> stub_;
   Backoff backoff_;
   // On the monotonic clock: a wall-clock step must not delay a redial.
   std::chrono::steady_clock::time_point redial_at_;
@@ -320,9 +325,9 @@ class GrpcTransport::Peer::Link final
     context_.AddMetadata(kClusterKey, peer_->cluster_name_);
     context_.AddMetadata(kFromNodeKey, absl::StrCat(peer_->node_id_));
     context_.AddMetadata(kToNodeKey, absl::StrCat(peer_->id_));
-    // Wait for the TCP connection instead of failing while the peer is
-    // down: gRPC redials with backoff and the stream opens once it is up.
-    context_.set_wait_for_ready(true);
+    // Not wait_for_ready: while the peer is down the stream fails at once
+    // and the sender redials after its own backoff, on a new channel.
+    context_.set_wait_for_ready(false);
   }
 
   void Start() {
@@ -474,6 +479,9 @@ void GrpcTransport::Peer::Run() {
       std::unique_lock<std::mutex> lock(redial_mu_);
       redial_cv_.wait_until(lock, redial_at_, [this] { return redial_stop_; });
     }
+    // Released after the previous link is gone (ServeLink waits for it).
+    stub_ = RaftTransport::NewStub(
+        grpc::CreateCustomChannel(address_, credentials_, channel_arguments_));
     Link* link;
     {
       absl::MutexLock lock(&mu_);

@@ -18,11 +18,14 @@
 // Link life cycle (sender thread):
 //   dial ──server sends initial metadata──► up (PeerReachable) ──read or
 //     │                                      write fails──► down
-//     └──refused (trailers-only status)───────────────────► down
+//     └──refused, or no connection (trailers-only status)──► down
 //   down: drop what is queued (raft retransmits), wait the backoff
 //   (reconnect_backoff_initial doubling to _max, ±20% jitter; reset after a
-//   link that was up), dial again. Dialing waits for the TCP connection
-//   (wait_for_ready), which gRPC retries with the same backoff bounds.
+//   link that was up), dial again. Each dial uses a new channel and fails
+//   at once when the TCP connection fails (no wait_for_ready), so redials
+//   never depend on gRPC's own reconnect timers; the backoff is timed on
+//   the monotonic clock, so a wall-clock step cannot stretch it (fault
+//   finding 8, docs/reliability.md).
 // The link keeps a read pending on the response stream, so a link that
 // dies while idle is noticed at once; gRPC keepalive pings detect a peer
 // that stopped answering (e.g. SIGSTOP) within keepalive_interval +
