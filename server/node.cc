@@ -54,6 +54,10 @@ Node::Node(const ServerConfig& config, const Clock* clock)
   }
   fsm_options_.dedup_window_ms = config_.store().dedup_window_ms();
   fsm_options_.dedup_entries_max = config_.store().dedup_entries_max();
+  {
+    absl::MutexLock lock(&gate_waker_->mu);
+    gate_waker_->node = this;
+  }
   host_options_.config = &config_;
   host_options_.metrics = &metrics_;
   host_options_.connection_alive = [this](const std::string& client_id,
@@ -301,6 +305,14 @@ void Node::Stop() {
     }
   }
   gateway_publishes_.clear();
+  for (auto& [subject, gate] : publish_gates_) {
+    for (GatedPublish& publish : gate.waiting) {
+      publish.done(ErrorAck(publish.msg.guid(), status));
+    }
+  }
+  publish_gates_.clear();
+  absl::MutexLock lock(&gate_waker_->mu);
+  gate_waker_->node = nullptr;
 }
 
 bool Node::Post(absl::AnyInvocable<void()> task) {
@@ -344,6 +356,7 @@ void Node::RunTasks() {
 
 void Node::RunOnce(int64_t now_ns) {
   RunTasks();
+  ReleasePublishGates();
   FlushForwardedPublishes();
   FlushGatewayPublishes();
   if (now_ns >= next_tick_ns_) {

@@ -34,6 +34,7 @@
 #ifndef SPATE_SERVER_NODE_H_
 #define SPATE_SERVER_NODE_H_
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -289,6 +290,14 @@ class Node {
   // ---- Request handling (loop thread) ----
   void DoConnect(const ConnectRequest& request, ConnectDone done);
   void DoPublish(PubMsg msg, int hops, PublishDone done, bool leader_hint);
+  // DoPublish past the checks and the channel's publish gate.
+  void RoutePublish(PubMsg msg, int hops, PublishDone done, bool leader_hint);
+  // RoutePublish's slow path: find (or create) the channel and its leader.
+  void RouteChannelPublish(PubMsg msg, int hops, PublishDone done,
+                           bool leader_hint);
+  // Sends the publishes waiting at gates with nothing in flight, in order;
+  // forgets idle gates.
+  void ReleasePublishGates();
   void ForwardPublish(raft::NodeId to, int hops, PubMsg msg, PublishDone done);
   void FlushForwardedPublishes();
   void DoSubscribe(const SubscriptionRequest& request, int hops,
@@ -437,6 +446,41 @@ class Node {
   };
   absl::btree_map<std::pair<raft::NodeId, int>, ForwardBatch>
       forward_publishes_;
+  // A client's publishes to one channel leave this node in the order they
+  // arrived. One that cannot go straight to a local leader (it is forwarded, or
+  // waits for the channel to be created or to elect a leader) is "in
+  // flight" until it reached a local leader's queue or its forwarded ack
+  // came back; while any is, later publishes to that channel wait at the
+  // gate, and go together, in order, once none is. Without it a forwarded
+  // batch could be overtaken: the first publishes to a new channel travel
+  // through the metadata leader while the next ones go straight to the
+  // channel's leader, and two forwarded calls are not ordered by gRPC.
+  struct GatedPublish {
+    PubMsg msg;
+    int hops = 0;
+    PublishDone done;
+    bool leader_hint = false;
+  };
+  struct PublishGate {
+    // Decremented on gRPC threads by forwarded acks.
+    std::shared_ptr<std::atomic<int64_t>> in_flight =
+        std::make_shared<std::atomic<int64_t>>(0);
+    std::deque<GatedPublish> waiting;
+  };
+  // Lets a forwarded ack, on a gRPC thread, wake the loop to release a
+  // gate; Stop detaches it, so a late callback never touches a gone node.
+  struct GateWaker {
+    absl::Mutex mu;
+    Node* node ABSL_GUARDED_BY(mu) = nullptr;
+    void Wake() {
+      absl::MutexLock lock(&mu);
+      if (node != nullptr) node->Post([] {});
+    }
+  };
+  std::shared_ptr<GateWaker> gate_waker_ = std::make_shared<GateWaker>();
+  // Publishes one gate holds at most; more are refused (retryable).
+  static constexpr size_t kGatedPublishesMax = 100000;
+  absl::flat_hash_map<std::string, PublishGate> publish_gates_;
   GatewayClient* gateways_ = nullptr;
   // Client publishes to other clusters, by cluster, sent once per loop
   // iteration.

@@ -2,8 +2,11 @@
 // Unsubscribe, Close) and client liveness. The public methods are
 // thread-safe and post to the loop; the Do* methods run on it, route the
 // request (node_routing.cc) and propose to the right group.
+#include <deque>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "base/check.h"
@@ -187,6 +190,37 @@ void Node::DoPublish(PubMsg msg, int hops, PublishDone done, bool leader_hint) {
                       "publish to its source"))));
     return;
   }
+  // Only a client's own publishes are gated: a forwarded batch is already
+  // the only one of its stream in transit (its origin gates the next), and
+  // gating it too could deadlock two nodes that forward to each other while
+  // they disagree on the leader.
+  if (hops > 0) {
+    RoutePublish(std::move(msg), hops, std::move(done), leader_hint);
+    return;
+  }
+  if (!publish_gates_.empty()) {
+    auto it = publish_gates_.find(msg.subject());
+    if (it != publish_gates_.end()) {
+      PublishGate& gate = it->second;
+      if (gate.in_flight->load() > 0 || !gate.waiting.empty()) {
+        if (gate.waiting.size() >= kGatedPublishesMax) {
+          done(ErrorAck(msg.guid(),
+                        absl::UnavailableError(absl::StrCat(
+                            "too many publishes to channel '", msg.subject(),
+                            "' waiting for its leader; retry"))));
+          return;
+        }
+        gate.waiting.push_back(
+            GatedPublish{std::move(msg), hops, std::move(done), leader_hint});
+        return;
+      }
+    }
+  }
+  RoutePublish(std::move(msg), hops, std::move(done), leader_hint);
+}
+
+void Node::RoutePublish(PubMsg msg, int hops, PublishDone done,
+                        bool leader_hint) {
   // Fast path: a channel this node serves and a client it knows.
   if (const ChannelDirectoryEntry* entry = meta_->FindChannel(msg.subject())) {
     ChannelHost* host = FindChannel(entry->channel_id());
@@ -196,6 +230,26 @@ void Node::DoPublish(PubMsg msg, int hops, PublishDone done, bool leader_hint) {
       return;
     }
   }
+  if (hops > 0) {
+    RouteChannelPublish(std::move(msg), hops, std::move(done), leader_hint);
+    return;
+  }
+  // In flight (see PublishGate) until its ack, local or forwarded, comes.
+  std::shared_ptr<std::atomic<int64_t>> in_flight =
+      publish_gates_[msg.subject()].in_flight;
+  in_flight->fetch_add(1);
+  done = [waker = gate_waker_, in_flight,
+          done = std::move(done)](const PubAck& ack) mutable {
+    done(ack);
+    // A forwarded ack arrives on a gRPC thread: wake the loop to release
+    // the gate (ReleasePublishGates runs every iteration).
+    if (in_flight->fetch_sub(1) == 1) waker->Wake();
+  };
+  RouteChannelPublish(std::move(msg), hops, std::move(done), leader_hint);
+}
+
+void Node::RouteChannelPublish(PubMsg msg, int hops, PublishDone done,
+                               bool leader_hint) {
   auto shared_msg = std::make_shared<PubMsg>(std::move(msg));
   auto shared_done = std::make_shared<PublishDone>(std::move(done));
   RouteChannel(
@@ -241,6 +295,30 @@ void Node::DoPublish(PubMsg msg, int hops, PublishDone done, bool leader_hint) {
               host->Publish(*shared_msg, std::move(*shared_done));
             });
       });
+}
+
+void Node::ReleasePublishGates() {
+  if (publish_gates_.empty()) return;
+  std::vector<std::string> open;
+  for (const auto& [subject, gate] : publish_gates_) {
+    if (gate.in_flight->load() == 0) open.push_back(subject);
+  }
+  for (const std::string& subject : open) {
+    auto it = publish_gates_.find(subject);
+    if (it == publish_gates_.end()) continue;
+    if (it->second.waiting.empty()) {
+      publish_gates_.erase(it);
+      continue;
+    }
+    std::deque<GatedPublish> waiting;
+    waiting.swap(it->second.waiting);
+    // Together and in order: they take the same route, and any that is
+    // in flight again closes the gate to the publishes after them.
+    for (GatedPublish& publish : waiting) {
+      RoutePublish(std::move(publish.msg), publish.hops,
+                   std::move(publish.done), publish.leader_hint);
+    }
+  }
 }
 
 void Node::ForwardPublish(raft::NodeId to, int hops, PubMsg msg,

@@ -253,6 +253,50 @@ TEST_F(ClusterTest, AnyNodeServesPublishAndSubscribe) {
   sub.Ack(live->sequence());
 }
 
+// One PublishStream's messages are stored in the order they were sent,
+// through any node, also while the channel is being created (the first
+// frames then travel through the metadata leader, the later ones straight
+// to the channel's new leader) and when forwarded.
+TEST_F(ClusterTest, PublishStreamKeepsItsOrderThroughAnyNodeOnANewChannel) {
+  StartCluster();
+  constexpr int kMsgs = 300;
+  constexpr int kChannelsPerNode = 4;
+  for (int node = 1; node <= 3; ++node) {
+    auto conn = Connected(node, absl::StrCat("p", node));
+    for (int k = 0; k < kChannelsPerNode; ++k) {
+      const std::string channel = absl::StrCat("fresh", node, "-", k);
+      std::vector<PubMsg> msgs;
+      for (int i = 1; i <= kMsgs; ++i) {
+        msgs.push_back(conn->Msg(channel, absl::StrCat("m", i)));
+      }
+      // Small frames: many forwarded batches per stream.
+      absl::StatusOr<std::vector<PubAck>> acks =
+          conn->PublishStream(msgs, /*msgs_per_frame=*/16);
+      ASSERT_TRUE(acks.ok()) << acks.status();
+      ASSERT_EQ(acks->size(), msgs.size());
+      for (const PubAck& ack : *acks) {
+        ASSERT_TRUE(ack.error().empty()) << channel << ": " << ack.error();
+      }
+    }
+  }
+  auto reader = Connected(1, "reader");
+  for (int node = 1; node <= 3; ++node) {
+    for (int k = 0; k < kChannelsPerNode; ++k) {
+      const std::string channel = absl::StrCat("fresh", node, "-", k);
+      SubscriptionRequest request = reader->SubRequest(channel);
+      request.set_start_position(FIRST);
+      request.set_max_in_flight(kMsgs);
+      TestSubscriber sub(reader->stub(), request);
+      std::vector<MsgProto> msgs = sub.NextN(kMsgs);
+      ASSERT_EQ(msgs.size(), static_cast<size_t>(kMsgs)) << channel;
+      for (int i = 0; i < kMsgs; ++i) {
+        ASSERT_EQ(msgs[i].data(), absl::StrCat("m", i + 1))
+            << channel << " sequence " << msgs[i].sequence();
+      }
+    }
+  }
+}
+
 TEST_F(ClusterTest, LeaderKilledTwiceWhilePublishingAndSubscribing) {
   StartCluster(3, kNoExpiry);
   const std::string channel = "failover";
