@@ -119,6 +119,7 @@ class ChannelHost {
   int64_t NextDeadline() const;
 
   RaftGroup* group() { return group_.get(); }
+  const RaftGroup* group() const { return group_.get(); }
   const ChannelFsm& fsm() const { return *fsm_; }
   bool leading() const { return delivery_ != nullptr; }
   // The delivery engine while leading, else nullptr (monitoring).

@@ -429,13 +429,17 @@ bool Node::AnyReady() const {
 
 int64_t Node::NextWakeNs(int64_t now_ns) const {
   // With every group quiesced no raft tick is needed: sleep until the next
-  // timer or task (whatever wakes a group arrives as a task, and the loop
-  // then ticks at once since the tick is overdue).
+  // timer or task. Whether they are is read live, not from the last tick:
+  // a group woken (by a peer's message or a proposal) since then must be
+  // ticked on time, or a woken leader sends no heartbeats while it sleeps
+  // and its followers start an election.
   int64_t wake = std::min(next_expiry_check_ns_, next_compaction_ns_);
-  if (!all_quiesced_) wake = std::min(wake, next_tick_ns_);
+  bool all_quiesced = all_quiesced_ && meta_group_->quiesced();
   for (const auto& [id, host] : channels_) {
     wake = std::min(wake, host->NextDeadline());
+    all_quiesced = all_quiesced && host->group()->quiesced();
   }
+  if (!all_quiesced) wake = std::min(wake, next_tick_ns_);
   for (const FetchWaiter& waiter : fetch_waiters_) {
     wake = std::min(wake, waiter.deadline_ns);
   }

@@ -447,14 +447,14 @@ class Node {
   absl::btree_map<std::pair<raft::NodeId, int>, ForwardBatch>
       forward_publishes_;
   // A client's publishes to one channel leave this node in the order they
-  // arrived. One that cannot go straight to a local leader (it is forwarded, or
-  // waits for the channel to be created or to elect a leader) is "in
-  // flight" until it reached a local leader's queue or its forwarded ack
-  // came back; while any is, later publishes to that channel wait at the
-  // gate, and go together, in order, once none is. Without it a forwarded
-  // batch could be overtaken: the first publishes to a new channel travel
-  // through the metadata leader while the next ones go straight to the
-  // channel's leader, and two forwarded calls are not ordered by gRPC.
+  // arrived. One that cannot go straight to a leader this node knows (the
+  // channel is not known here yet, so it travels through the metadata
+  // leader; this node holds no replica and guesses the leader; or no leader
+  // is known and it waits) is "in flight" until its ack comes back; while
+  // any is, later publishes to that channel wait at the gate, and go
+  // together, in order, once none is. Without it the first publishes to a
+  // new channel, on their detour through the metadata leader, were
+  // overtaken by the next ones sent straight to the channel's leader.
   struct GatedPublish {
     PubMsg msg;
     int hops = 0;

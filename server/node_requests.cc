@@ -230,11 +230,19 @@ void Node::RoutePublish(PubMsg msg, int hops, PublishDone done,
       return;
     }
   }
-  if (hops > 0) {
+  // Straight to a leader this node knows (a replica of the channel with a
+  // leader): a later publish takes the same way, nothing can overtake it.
+  bool direct = false;
+  if (const ChannelDirectoryEntry* entry = meta_->FindChannel(msg.subject())) {
+    const ChannelHost* host = FindChannel(entry->channel_id());
+    direct = host != nullptr && host->group()->leader_id() != raft::kNoNode;
+  }
+  if (hops > 0 || direct) {
     RouteChannelPublish(std::move(msg), hops, std::move(done), leader_hint);
     return;
   }
-  // In flight (see PublishGate) until its ack, local or forwarded, comes.
+  // A detour (through the metadata leader while the channel is created, or
+  // a guessed leader) or a wait: in flight (see PublishGate) until its ack.
   std::shared_ptr<std::atomic<int64_t>> in_flight =
       publish_gates_[msg.subject()].in_flight;
   in_flight->fetch_add(1);
