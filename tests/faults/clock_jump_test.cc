@@ -28,17 +28,6 @@ using testing::Retry;
 using testing::TestConnection;
 using testing::WaitFor;
 
-// The channel's group as node `id` reports it, if it hosts it.
-std::optional<GroupStatus> GroupOf(FaultCluster* cluster, int id,
-                                   const std::string& channel) {
-  absl::StatusOr<ClusterStatusResponse> status = cluster->Status(id);
-  if (!status.ok()) return std::nullopt;
-  for (const GroupStatus& group : status->groups()) {
-    if (group.channel() == channel) return group;
-  }
-  return std::nullopt;
-}
-
 // Publishes, retrying while the cluster answers UNAVAILABLE; a connection
 // the node dropped meanwhile (the test client does not ping) connects
 // again.
@@ -76,10 +65,10 @@ TEST(ClockJumpTest, LeaderKeepsTickingAfterItsClockJumpsBack_seed5011) {
   ASSERT_TRUE(WaitFor(
       [&] {
         for (int id : {1, 2, 3}) {
-          std::optional<GroupStatus> group = GroupOf(&cluster, id, "j");
+          std::optional<GroupStatus> group = cluster.Group(id, "j");
           if (!group || group->last_sequence() != 20) return false;
         }
-        std::optional<GroupStatus> group = GroupOf(&cluster, 1, "j");
+        std::optional<GroupStatus> group = cluster.Group(1, "j");
         leader = static_cast<int>(group->leader_id());
         return leader != 0;
       },
@@ -99,7 +88,7 @@ TEST(ClockJumpTest, LeaderKeepsTickingAfterItsClockJumpsBack_seed5011) {
   ASSERT_TRUE(PublishRetrying(&leader_conn, "j", "wake").ok());
   EXPECT_TRUE(WaitFor(
       [&] {
-        std::optional<GroupStatus> group = GroupOf(&cluster, leader, "j");
+        std::optional<GroupStatus> group = cluster.Group(leader, "j");
         return group && group->role() == "leader" && group->quiesced();
       },
       absl::Seconds(10)))
@@ -119,7 +108,7 @@ TEST(ClockJumpTest, LeaderKeepsTickingAfterItsClockJumpsBack_seed5011) {
   ASSERT_TRUE(cluster.StartNode(follower, /*lose_unsynced=*/false).ok());
   EXPECT_TRUE(WaitFor(
       [&] {
-        std::optional<GroupStatus> group = GroupOf(&cluster, follower, "j");
+        std::optional<GroupStatus> group = cluster.Group(follower, "j");
         return group && group->last_sequence() == last;
       },
       absl::Seconds(15)))

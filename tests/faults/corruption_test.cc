@@ -32,17 +32,6 @@ using testing::Retry;
 using testing::TestConnection;
 using testing::WaitFor;
 
-// The channel's group as node `id` reports it, if it hosts it.
-std::optional<GroupStatus> GroupOf(FaultCluster* cluster, int id,
-                                   const std::string& channel) {
-  absl::StatusOr<ClusterStatusResponse> status = cluster->Status(id);
-  if (!status.ok()) return std::nullopt;
-  for (const GroupStatus& group : status->groups()) {
-    if (group.channel() == channel) return group;
-  }
-  return std::nullopt;
-}
-
 // The newest write-ahead log file of a RocksDB directory.
 std::filesystem::path NewestWal(const std::string& dir) {
   std::filesystem::path newest;
@@ -121,7 +110,7 @@ TEST(CorruptionTest, TruncatedSyncedWalIsNotSilentlyAccepted_seed107) {
   std::optional<GroupStatus> before;
   ASSERT_TRUE(WaitFor(
       [&] {
-        before = GroupOf(&cluster, 3, "wal");
+        before = cluster.Group(3, "wal");
         return before && before->last_sequence() == kMessages &&
                before->commit_index() == before->last_index();
       },
@@ -146,8 +135,8 @@ TEST(CorruptionTest, TruncatedSyncedWalIsNotSilentlyAccepted_seed107) {
   std::optional<GroupStatus> after;
   ASSERT_TRUE(WaitFor(
       [&] {
-        return (after = GroupOf(&cluster, 3, "wal")) ||
-               !cluster.Status(3).ok() || DamagedCopies(cluster.data_dir(3));
+        return (after = cluster.Group(3, "wal")) || !cluster.Status(3).ok() ||
+               DamagedCopies(cluster.data_dir(3));
       },
       absl::Seconds(10)));
   if (!after) {
@@ -185,7 +174,7 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
   ASSERT_TRUE(WaitFor(
       [&] {
         for (int id : {1, 2, 3}) {
-          std::optional<GroupStatus> group = GroupOf(&cluster, id, "w");
+          std::optional<GroupStatus> group = cluster.Group(id, "w");
           if (!group || group->last_sequence() != 1) return false;
         }
         return true;
@@ -208,7 +197,7 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
   const uint64_t kAcked = acked;
   ASSERT_TRUE(WaitFor(
       [&] {
-        std::optional<GroupStatus> group = GroupOf(&cluster, 3, "w");
+        std::optional<GroupStatus> group = cluster.Group(3, "w");
         return group && group->last_sequence() == kAcked;
       },
       absl::Seconds(20)));
@@ -265,7 +254,7 @@ TEST(CorruptionTest, CorruptWalRecordMakesTheNodeRebuildFromItsPeers_seed107) {
   }
   ASSERT_TRUE(WaitFor(
       [&] {
-        std::optional<GroupStatus> group = GroupOf(&cluster, 3, "flip");
+        std::optional<GroupStatus> group = cluster.Group(3, "flip");
         return group && group->last_sequence() == 20;
       },
       absl::Seconds(20)));
@@ -276,7 +265,7 @@ TEST(CorruptionTest, CorruptWalRecordMakesTheNodeRebuildFromItsPeers_seed107) {
   EXPECT_EQ(DamagedCopies(cluster.data_dir(3)), 1);
   ASSERT_TRUE(WaitFor(
       [&] {
-        std::optional<GroupStatus> group = GroupOf(&cluster, 3, "flip");
+        std::optional<GroupStatus> group = cluster.Group(3, "flip");
         return group && group->last_sequence() == 20 &&
                absl::StrContains(cluster.process(3).Log(), "store rebuilt");
       },
@@ -308,7 +297,7 @@ TEST(CorruptionTest, TwoRebuiltNodesElectNoLeaderWithoutTheData_seed3064) {
   ASSERT_TRUE(WaitFor(
       [&] {
         for (int id : {1, 2, 3}) {
-          std::optional<GroupStatus> group = GroupOf(&cluster, id, "r");
+          std::optional<GroupStatus> group = cluster.Group(id, "r");
           if (!group || group->last_sequence() != kMessages) return false;
         }
         return true;
@@ -346,7 +335,7 @@ TEST(CorruptionTest, TwoRebuiltNodesElectNoLeaderWithoutTheData_seed3064) {
   ASSERT_TRUE(WaitFor(
       [&] {
         for (int id : {1, 2, 3}) {
-          std::optional<GroupStatus> group = GroupOf(&cluster, id, "r");
+          std::optional<GroupStatus> group = cluster.Group(id, "r");
           if (!group || group->last_sequence() < kMessages) return false;
         }
         return true;

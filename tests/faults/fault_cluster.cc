@@ -298,6 +298,16 @@ absl::StatusOr<ClusterStatusResponse> FaultCluster::Status(int id) {
   return response;
 }
 
+std::optional<GroupStatus> FaultCluster::Group(int id,
+                                               const std::string& channel) {
+  absl::StatusOr<ClusterStatusResponse> status = Status(id);
+  if (!status.ok()) return std::nullopt;
+  for (const GroupStatus& group : status->groups()) {
+    if (group.channel() == channel) return group;
+  }
+  return std::nullopt;
+}
+
 std::string FaultCluster::Logs() {
   std::string logs;
   for (int id = 1; id <= size(); ++id) {

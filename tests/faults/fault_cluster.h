@@ -20,6 +20,7 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,9 @@ class FaultCluster {
     return nodes_.at(id - 1)->data_dir;
   }
   absl::StatusOr<ClusterStatusResponse> Status(int id);
+  // Channel `channel`'s group as node `id` reports it, if that node hosts
+  // it and answers.
+  std::optional<GroupStatus> Group(int id, const std::string& channel);
   std::string Logs();
   std::string ProxyStats();
 
