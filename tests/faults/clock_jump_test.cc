@@ -28,23 +28,7 @@ using testing::Retry;
 using testing::TestConnection;
 using testing::WaitFor;
 
-// Publishes, retrying while the cluster answers UNAVAILABLE; a connection
-// the node dropped meanwhile (the test client does not ping) connects
-// again.
-absl::StatusOr<uint64_t> PublishRetrying(TestConnection* conn,
-                                         const std::string& channel,
-                                         const std::string& data) {
-  return Retry(
-      [&]() -> absl::StatusOr<uint64_t> {
-        absl::StatusOr<uint64_t> sequence = conn->Publish(channel, data);
-        if (absl::IsNotFound(sequence.status())) {
-          conn->Connect().IgnoreError();  // the retry tells
-          return absl::UnavailableError("connected again");
-        }
-        return sequence;
-      },
-      absl::Seconds(20));
-}
+constexpr absl::Duration kPublishPatience = absl::Seconds(20);
 
 // The pinned-down scenario: the channel's leader runs 3 s on a clock 172 s
 // ahead, then on the right one again. It must keep ticking: an idle group
@@ -59,7 +43,9 @@ TEST(ClockJumpTest, LeaderKeepsTickingAfterItsClockJumpsBack_seed5011) {
   TestConnection conn(cluster.client_address(1), "pub");
   ASSERT_TRUE(Retry([&] { return conn.Connect(); }).ok());
   for (int i = 1; i <= 20; ++i) {
-    ASSERT_TRUE(PublishRetrying(&conn, "j", absl::StrCat("m", i)).ok());
+    ASSERT_TRUE(
+        conn.PublishReconnecting("j", absl::StrCat("m", i), kPublishPatience)
+            .ok());
   }
   int leader = 0;
   ASSERT_TRUE(WaitFor(
@@ -85,7 +71,8 @@ TEST(ClockJumpTest, LeaderKeepsTickingAfterItsClockJumpsBack_seed5011) {
 
   TestConnection leader_conn(cluster.client_address(leader), "pub2");
   ASSERT_TRUE(Retry([&] { return leader_conn.Connect(); }).ok());
-  ASSERT_TRUE(PublishRetrying(&leader_conn, "j", "wake").ok());
+  ASSERT_TRUE(
+      leader_conn.PublishReconnecting("j", "wake", kPublishPatience).ok());
   EXPECT_TRUE(WaitFor(
       [&] {
         std::optional<GroupStatus> group = cluster.Group(leader, "j");
@@ -100,8 +87,8 @@ TEST(ClockJumpTest, LeaderKeepsTickingAfterItsClockJumpsBack_seed5011) {
   ASSERT_TRUE(cluster.StopNode(follower).ok());
   uint64_t last = 0;
   for (int i = 0; i < 300; ++i) {
-    absl::StatusOr<uint64_t> sequence =
-        PublishRetrying(&leader_conn, "j", absl::StrCat("while-down-", i));
+    absl::StatusOr<uint64_t> sequence = leader_conn.PublishReconnecting(
+        "j", absl::StrCat("while-down-", i), kPublishPatience);
     ASSERT_TRUE(sequence.ok()) << sequence.status();
     last = *sequence;
   }

@@ -74,25 +74,6 @@ int DamagedCopies(const std::string& data_dir) {
   return copies;
 }
 
-// Publishes, retrying while the cluster answers UNAVAILABLE; a connection
-// the node dropped meanwhile (the test client does not ping) connects
-// again.
-absl::StatusOr<uint64_t> PublishRetrying(TestConnection* conn,
-                                         const std::string& channel,
-                                         const std::string& data,
-                                         absl::Duration timeout) {
-  return Retry(
-      [&]() -> absl::StatusOr<uint64_t> {
-        absl::StatusOr<uint64_t> sequence = conn->Publish(channel, data);
-        if (absl::IsNotFound(sequence.status())) {
-          conn->Connect().IgnoreError();  // the retry tells
-          return absl::UnavailableError("connected again");
-        }
-        return sequence;
-      },
-      timeout);
-}
-
 TEST(CorruptionTest, TruncatedSyncedWalIsNotSilentlyAccepted_seed107) {
   FaultClusterOptions options;
   options.extra_config = "clients { ping_interval_ms: 500 }\n";
@@ -188,8 +169,8 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
   // may store a message twice, so the acked top is measured, not assumed.
   uint64_t acked = 1;
   for (int i = 2; i <= 301; ++i) {
-    absl::StatusOr<uint64_t> sequence = PublishRetrying(
-        &conn, "w", absl::StrCat("m", i, "-", std::string(200, 'x')),
+    absl::StatusOr<uint64_t> sequence = conn.PublishReconnecting(
+        "w", absl::StrCat("m", i, "-", std::string(200, 'x')),
         absl::Seconds(20));
     ASSERT_TRUE(sequence.ok()) << sequence.status();
     acked = std::max(acked, *sequence);
@@ -213,7 +194,7 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
       Retry([&] { return conn2.Connect(); }, absl::Seconds(15)).status();
   absl::StatusOr<uint64_t> after = absl::UnavailableError("not connected");
   if (connected.ok()) {
-    after = PublishRetrying(&conn2, "w", "after", absl::Seconds(15));
+    after = conn2.PublishReconnecting("w", "after", absl::Seconds(15));
   }
   if (after.ok()) {
     EXPECT_GT(*after, kAcked)
@@ -230,7 +211,7 @@ TEST(CorruptionTest, TruncatedWalPlusCrashNeverReusesAckedSequences_seed107) {
     TestConnection conn1(cluster.client_address(1), "pub1");
     ASSERT_TRUE(Retry([&] { return conn1.Connect(); }).ok());
     absl::StatusOr<uint64_t> later =
-        PublishRetrying(&conn1, "w", "later", absl::Seconds(30));
+        conn1.PublishReconnecting("w", "later", absl::Seconds(30));
     ASSERT_TRUE(later.ok()) << later.status() << "\n" << cluster.Logs();
     EXPECT_GT(*later, kAcked);
   }
@@ -345,7 +326,7 @@ TEST(CorruptionTest, TwoRebuiltNodesElectNoLeaderWithoutTheData_seed3064) {
   TestConnection conn3(cluster.client_address(1), "pub3");
   ASSERT_TRUE(Retry([&] { return conn3.Connect(); }).ok());
   absl::StatusOr<uint64_t> after =
-      PublishRetrying(&conn3, "r", "after", absl::Seconds(30));
+      conn3.PublishReconnecting("r", "after", absl::Seconds(30));
   ASSERT_TRUE(after.ok()) << after.status() << "\n" << cluster.Logs();
   EXPECT_GT(*after, static_cast<uint64_t>(kMessages));
   ASSERT_TRUE(WaitFor(

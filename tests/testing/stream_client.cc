@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "tests/testing/waits.h"
 
 namespace spate::testing {
 namespace {
@@ -82,6 +83,21 @@ SubscriptionRequest TestConnection::SubRequest(
   request.set_max_in_flight(1024);
   request.set_ack_wait_in_secs(30);
   return request;
+}
+
+absl::StatusOr<uint64_t> TestConnection::PublishReconnecting(
+    const std::string& channel, const std::string& data,
+    absl::Duration timeout) {
+  return Retry(
+      [&]() -> absl::StatusOr<uint64_t> {
+        absl::StatusOr<uint64_t> sequence = Publish(channel, data);
+        if (absl::IsNotFound(sequence.status())) {
+          Connect().IgnoreError();  // the retry tells
+          return absl::UnavailableError("connected again");
+        }
+        return sequence;
+      },
+      timeout);
 }
 
 absl::StatusOr<PubAck> TestConnection::PublishRaw(const PubMsg& msg) {

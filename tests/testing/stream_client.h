@@ -47,6 +47,12 @@ class TestConnection {
                                    const std::string& data,
                                    const std::string& guid = "");
   absl::StatusOr<PubAck> PublishRaw(const PubMsg& msg);
+  // Publish, retried while the cluster answers UNAVAILABLE (for up to
+  // `timeout`); a connection the node dropped meanwhile (this client does
+  // not ping) connects again and the publish is retried.
+  absl::StatusOr<uint64_t> PublishReconnecting(const std::string& channel,
+                                               const std::string& data,
+                                               absl::Duration timeout);
   // Sends every message on one PublishStream and returns the acks in the
   // order they arrived.
   absl::StatusOr<std::vector<PubAck>> PublishStream(
