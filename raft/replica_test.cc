@@ -520,6 +520,13 @@ struct Trio {
     }
   }
   Host& at(NodeId id) { return *hosts[id - 1]; }
+  // Node 1 campaigns and wins; the counter starts from there.
+  void ElectNode1() {
+    ASSERT_TRUE(at(1).replica->Campaign().ok());
+    Settle();
+    ASSERT_EQ(at(1).replica->role(), Role::kLeader);
+    empty_appends = 0;
+  }
   void Settle() {
     for (bool moved = true; moved;) {
       moved = false;
@@ -543,10 +550,7 @@ struct Trio {
 
 TEST(ReplicaTest, EagerCommitSendsEmptyAppendsToFollowers) {
   Trio trio(/*lazy=*/false);
-  ASSERT_TRUE(trio.at(1).replica->Campaign().ok());
-  trio.Settle();
-  ASSERT_EQ(trio.at(1).replica->role(), Role::kLeader);
-  trio.empty_appends = 0;
+  ASSERT_NO_FATAL_FAILURE(trio.ElectNode1());
   ASSERT_TRUE(trio.at(1).replica->Propose("x").ok());
   trio.Settle();
   EXPECT_EQ(trio.empty_appends, 2);  // one per follower, with the commit
@@ -556,10 +560,7 @@ TEST(ReplicaTest, EagerCommitSendsEmptyAppendsToFollowers) {
 
 TEST(ReplicaTest, LazyCommitReachesFollowersWithTheNextMessage) {
   Trio trio(/*lazy=*/true);
-  ASSERT_TRUE(trio.at(1).replica->Campaign().ok());
-  trio.Settle();
-  ASSERT_EQ(trio.at(1).replica->role(), Role::kLeader);
-  trio.empty_appends = 0;
+  ASSERT_NO_FATAL_FAILURE(trio.ElectNode1());
   ASSERT_TRUE(trio.at(1).replica->Propose("x").ok());
   trio.Settle();
   const Index x = trio.at(1).replica->log().LastIndex();
